@@ -1,0 +1,45 @@
+"""Registry entries for the Art Platform: the embedded default, hub suggestions, any hub id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.art import TASK, ArtModel, load_diffusers_art, wrap_pipeline
+from pipelines.tiny_models import save_tiny_sd
+from studio.device import DevicePlan
+from studio.registry import ModelEntry, ModelRegistry, Source
+
+DEBUG_ID = "debug-tiny-sd"
+HUB_SUGGESTIONS = {
+    "stabilityai/sd-turbo": ("SD-Turbo (hub, 1-4 steps, CFG 0)", 2600, "stabilityai-ai-community"),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": ("Stable Diffusion 1.5 (hub)", 2600, "creativeml-openrail-m"),
+    "stabilityai/stable-diffusion-2-1-base": ("Stable Diffusion 2.1 base (hub)", 2600, "openrail++"),
+}
+
+
+def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
+    """Register the art models; nothing is loaded here."""
+
+    def load_debug(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
+        from diffusers import StableDiffusionPipeline
+
+        folder = save_tiny_sd(Path(data_dir) / "models" / DEBUG_ID)
+        pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=plan.dtype)
+        pipe.set_progress_bar_config(disable=True)
+        return wrap_pipeline(pipe, plan, entry.display)
+
+    registry.register(
+        ModelEntry(
+            DEBUG_ID,
+            TASK,
+            Source.BUNDLED,
+            load_debug,
+            approx_mb=2,
+            license="Apache-2.0 (random weights)",
+            label="Debug: tiny random SD (makes noise, proves the plumbing)",
+        ),
+        default=True,
+    )
+    for hub_id, (label, mb, license_name) in HUB_SUGGESTIONS.items():
+        registry.register(ModelEntry(hub_id, TASK, Source.HUB, load_diffusers_art, mb, license_name, label))
+    registry.set_hub_loader(TASK, load_diffusers_art)

@@ -1,0 +1,35 @@
+"""StudioContext: the shared objects every page and pipeline receives (no globals)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from studio.device import DevicePlan, apply_threads, plan_for
+from studio.jobs import JobBoard
+from studio.registry import ModelRegistry
+from studio.settings import Settings
+from studio.store import OutputStore
+
+
+@dataclass
+class StudioContext:
+    settings: Settings
+    store: OutputStore
+    registry: ModelRegistry
+    jobs: JobBoard = field(default_factory=JobBoard)
+
+    @property
+    def plan(self) -> DevicePlan:
+        return plan_for(self.settings)
+
+    @classmethod
+    def create(cls, settings: Settings) -> StudioContext:
+        """Build the context; hardware is probed only when a model first loads."""
+        apply_threads(settings.threads)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = OutputStore(settings.output_dir)
+        registry = ModelRegistry(
+            functools.partial(plan_for, settings), settings.max_loaded_models, offline=settings.offline
+        )
+        return cls(settings, store, registry)
