@@ -156,7 +156,9 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
     if not prompt:
         raise UserError("The prompt is empty. Describe the image you want, e.g. 'a lighthouse at dusk'.")
     if len(prompt) > MAX_PROMPT_CHARS:
-        notices.append(f"The prompt was {len(prompt):,} characters; it was truncated to {MAX_PROMPT_CHARS:,}.")
+        notices.append(
+            f"The prompt was {len(prompt):,} characters; it was truncated to {MAX_PROMPT_CHARS:,}."
+        )
         prompt = prompt[:MAX_PROMPT_CHARS]
     negative = _clean_text(request.negative_prompt)[:MAX_PROMPT_CHARS]
     if request.sampler not in SAMPLERS:
@@ -172,7 +174,9 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
     width, height = int(request.width) or native, int(request.height) or native
     for name, side in (("Width", width), ("Height", height)):
         if side % 8:
-            raise UserError(f"{name} must be a multiple of 8 (got {side}); try {max(8, round(side / 8) * 8)}.")
+            raise UserError(
+                f"{name} must be a multiple of 8 (got {side}); try {max(8, round(side / 8) * 8)}."
+            )
         if not 8 <= side <= max_side:
             raise UserError(f"{name} must be between 8 and {max_side} px on this device (got {side:,}).")
     seed = parse_seed(request.seed)
@@ -271,7 +275,9 @@ class ArtPipeline:
     def _save(self, image: Image.Image, request: ArtRequest, seed: int, entry: ModelEntry) -> ArtImage:
         params = infotext(request, seed, entry.display, image.size)
         path = self.store.write(TASK, ".png", lambda tmp: save_png(image, tmp, params))
-        record_params = {k: v for k, v in asdict(replace(request, init_image=None)).items() if k != "init_image"}
+        record_params = {
+            k: v for k, v in asdict(replace(request, init_image=None)).items() if k != "init_image"
+        }
         record_params.update(seed=seed, model_id=entry.id, img2img=request.init_image is not None)
         record = self.store.record(TASK, request.prompt[:200], record_params, [path])
         return ArtImage(image, seed, path, record.id, params.to_text())

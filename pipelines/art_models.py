@@ -12,7 +12,11 @@ from studio.registry import ModelEntry, ModelRegistry, Source
 DEBUG_ID = "debug-tiny-sd"
 HUB_SUGGESTIONS = {
     "stabilityai/sd-turbo": ("SD-Turbo (hub, 1-4 steps, CFG 0)", 2600, "stabilityai-ai-community"),
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": ("Stable Diffusion 1.5 (hub)", 2600, "creativeml-openrail-m"),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": (
+        "Stable Diffusion 1.5 (hub)",
+        2600,
+        "creativeml-openrail-m",
+    ),
     "stabilityai/stable-diffusion-2-1-base": ("Stable Diffusion 2.1 base (hub)", 2600, "openrail++"),
 }
 

@@ -169,7 +169,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
     @property
     def text_encoder(self) -> MiniLMTextEncoder:
         if self._text_encoder is None:
-            self._text_encoder = MiniLMTextEncoder(self.config.text_encoder_module, self.config.text_max_length)
+            self._text_encoder = MiniLMTextEncoder(
+                self.config.text_encoder_module, self.config.text_max_length
+            )
         return self._text_encoder
 
     def set_text_encoder(self, encoder: MiniLMTextEncoder) -> None:
@@ -241,9 +243,13 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         if callback_on_step_end_tensor_inputs is not None and not all(
             k in self._callback_tensor_inputs for k in callback_on_step_end_tensor_inputs
         ):
-            raise ValueError(f"callback_on_step_end_tensor_inputs must be a subset of {self._callback_tensor_inputs}")
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs must be a subset of {self._callback_tensor_inputs}"
+            )
 
-    def preprocess_image(self, image: PIL.Image.Image | torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def preprocess_image(
+        self, image: PIL.Image.Image | torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
         """PIL image (any size) -> [1, 3, height, width] in [-1, 1]; a tensor passes through."""
         if isinstance(image, torch.Tensor):
             return image if image.ndim == 4 else image.unsqueeze(0)
@@ -272,7 +278,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         if output_type == "pil":
             return pil
         if output_type == "np":
-            return np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in pil]) if upscale > 1 else array
+            return (
+                np.stack([np.asarray(im, dtype=np.float32) / 255.0 for im in pil]) if upscale > 1 else array
+            )
         raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
 
     @torch.no_grad()
@@ -325,7 +333,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         upscale = self.config.default_upscale if upscale is None else int(upscale)
 
         # 0. Check inputs. Raise error if not correct
-        self.check_inputs(prompt, height, width, strength if image is not None else 1.0, callback_on_step_end_tensor_inputs)
+        self.check_inputs(
+            prompt, height, width, strength if image is not None else 1.0, callback_on_step_end_tensor_inputs
+        )
         self._guidance_scale = guidance_scale
         self._interrupt = False
         batch_size = 1 if isinstance(prompt, str) else len(prompt)
@@ -349,7 +359,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
             timesteps, num_inference_steps = self.get_timesteps(num_inference_steps, strength)
             init = self.preprocess_image(image, height, width).to(device=device, dtype=self.unet.dtype)
             init = init.expand(shape[0], -1, -1, -1) if init.shape[0] == 1 else init
-            noise = latents if latents is not None else randn_tensor(shape, generator, device, self.unet.dtype)
+            noise = (
+                latents if latents is not None else randn_tensor(shape, generator, device, self.unet.dtype)
+            )
             if len(timesteps) == 0:
                 latents = init
             else:
@@ -375,7 +387,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
                 model_input = self.scheduler.scale_model_input(model_input, t)
 
                 # predict the velocity (v-prediction) or noise, as the scheduler config says
-                model_output = self.unet(model_input, t, encoder_hidden_states=prompt_embeds, return_dict=False)[0]
+                model_output = self.unet(
+                    model_input, t, encoder_hidden_states=prompt_embeds, return_dict=False
+                )[0]
 
                 # perform guidance
                 if self.do_classifier_free_guidance:
@@ -383,7 +397,9 @@ class PixelDiffusionPipeline(DiffusionPipeline):
                     model_output = output_uncond + guidance_scale * (output_text - output_uncond)
 
                 # compute the previous noisy sample x_t -> x_t-1
-                latents = self.scheduler.step(model_output, t, latents, **extra_step_kwargs, return_dict=False)[0]
+                latents = self.scheduler.step(
+                    model_output, t, latents, **extra_step_kwargs, return_dict=False
+                )[0]
 
                 if callback_on_step_end is not None:
                     callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}

@@ -151,6 +151,10 @@ class ModelRegistry:
             while self._loaded:
                 self._evict_oldest()
 
+    def peek(self, model_id: str) -> Any | None:
+        """The loaded model object for an id, without loading or reordering."""
+        return self._loaded.get(model_id)
+
     def loaded_ids(self) -> list[str]:
         return list(self._loaded)
 

@@ -1,0 +1,113 @@
+"""Creative Studio: one Gradio app, one tab per creative task.
+
+    python app.py [--host H] [--port P] [--share] [--offline] [--device D] [--tier T] ...
+
+Locally it binds 127.0.0.1; on a Hugging Face Space (SPACE_ID set) 0.0.0.0. Gradio serves only the
+output folder (its upload cache lives inside it too); uploads are capped; auth comes from
+STUDIO_AUTH="user:password" when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from studio.context import StudioContext
+from studio.settings import Settings
+
+log = logging.getLogger("creative_studio")
+ASSETS = Path(__file__).parent / "assets"
+
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(description="Creative Studio")
+    parser.add_argument("--host", help="bind address (default 127.0.0.1; 0.0.0.0 on a Space)")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--share", action="store_true", default=None, help="create a public gradio link")
+    parser.add_argument("--offline", action="store_true", default=None, help="embedded models only")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--tier", help="auto | high | normal | low | minimal")
+    parser.add_argument("--threads", type=int, help="torch threads (1 is fastest on a shared 2-core box)")
+    parser.add_argument(
+        "--output-dir", dest="output_dir", help="results and history (the only served folder)"
+    )
+    parser.add_argument("--data-dir", dest="data_dir", help="model caches")
+    parser.add_argument("--art-model", dest="art_model", help="default Art Platform model (hub id or folder)")
+    args = parser.parse_args(argv)
+    return Settings.from_env().with_overrides(**vars(args))
+
+
+def prepare_environment(settings: Settings) -> None:
+    """Environment that must be set before gradio/huggingface_hub read it."""
+    cache = (settings.output_dir / ".gradio").resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)  # uploads and served copies stay inside the output dir
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if settings.offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # fail fast instead of retrying the network
+
+
+def create_context(settings: Settings) -> StudioContext:
+    """Context plus every task's registry entries (nothing is loaded yet)."""
+    from pipelines.art_models import register_art_models
+
+    ctx = StudioContext.create(settings)
+    register_art_models(ctx.registry, settings.data_dir)
+    return ctx
+
+
+def build_app(ctx: StudioContext):
+    """Compose the pages into one Blocks app with tabs."""
+    import gradio as gr
+
+    from pages import art_platform
+    from pages.common import plan_markdown
+
+    with gr.Blocks(title="Creative Studio") as demo:
+        gr.Markdown("# 🎨 Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
+        with gr.Tabs():
+            with gr.Tab("Art Platform", id="art"):
+                art = art_platform.build(ctx)
+                art.blocks.render()
+        with gr.Accordion("Settings and device plan", open=False):
+            gr.Markdown(plan_markdown(ctx))
+            gr.Markdown(
+                f"Output folder: `{ctx.store.root}` · max upload {ctx.settings.max_upload_mb} MB · "
+                f"threads {ctx.settings.threads} · offline {'on' if ctx.settings.offline else 'off'}"
+            )
+        art.send_to_style.visible = False  # shown once a Style Transfer tab exists to receive it
+    return demo
+
+
+def launch(demo, settings: Settings, **overrides):
+    """Queue + launch with the security settings; returns what gradio's launch returns."""
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    kwargs = dict(
+        server_name=settings.bind_host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.auth_pair,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        allowed_paths=[str(settings.output_dir.resolve())],
+        css_paths=[ASSETS / "studio.css"],
+        show_error=True,
+    )
+    kwargs.update(overrides)
+    return demo.launch(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = parse_settings(argv)
+    prepare_environment(settings)
+    ctx = create_context(settings)
+    log.info(
+        "Creative Studio on http://%s:%s (output: %s)", settings.bind_host, settings.port, ctx.store.root
+    )
+    launch(build_app(ctx), settings)
+
+
+if __name__ == "__main__":
+    main()

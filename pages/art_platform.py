@@ -1,0 +1,272 @@
+"""Art Platform tab: text-to-image and img2img with live denoising previews, history and reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pipelines.art import SAMPLERS, TASK, ArtPipeline, ArtRequest, ArtResult, load_init_image, parse_seed
+from studio.context import StudioContext
+from studio.events import Finished, Step, UserError
+
+EXAMPLES = [
+    ["a red circle on a blue background", "", "DDIM", 25, 7.0],
+    ["a lighthouse on a cliff at dusk, oil painting", "blurry, low quality", "DPM++ 2M", 20, 6.5],
+    ["a cosy cabin in a snowy forest, pixel art", "", "Euler a", 25, 7.5],
+]
+HISTORY_SIZE = 48
+
+
+@dataclass
+class ArtPage:
+    blocks: gr.Blocks
+    result_image: gr.Image  # the latest finished image (file path), for "Send to …" wiring
+    send_to_style: gr.Button  # the app wires it to the Style Transfer tab when that tab exists
+
+
+def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
+    return [(entry.display, entry.id) for entry in ctx.registry.entries(TASK)]
+
+
+def build(ctx: StudioContext) -> ArtPage:
+    pipeline = ArtPipeline(ctx.registry, ctx.store)
+    default_model = ctx.settings.art_model or ctx.registry.default_id(TASK)
+
+    with gr.Blocks() as blocks:
+        with gr.Row(equal_height=False):
+            # -- inputs --------------------------------------------------------------------------
+            with gr.Column(scale=5, min_width=320):
+                model = gr.Dropdown(
+                    model_choices(ctx),
+                    value=default_model,
+                    label="Model",
+                    info="Pick one, or type any Hugging Face hub id or local folder",
+                    allow_custom_value=True,
+                )
+                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk")
+                negative = gr.Textbox(label="Negative prompt", lines=1)
+                with gr.Row():
+                    generate_btn = gr.Button("Generate", variant="primary", scale=3)
+                    stop_btn = gr.Button("Stop", variant="stop", scale=1)
+                with gr.Accordion("Sampling", open=True):
+                    with gr.Row():
+                        sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler", min_width=140)
+                        steps = gr.Slider(1, 150, value=25, step=1, label="Steps", min_width=140)
+                    with gr.Row():
+                        cfg = gr.Slider(0, 30, value=7.0, step=0.5, label="CFG scale", min_width=140)
+                        batch = gr.Slider(1, 16, value=1, step=1, label="Batch count", min_width=140)
+                    with gr.Row():
+                        width = gr.Slider(0, 2048, value=0, step=8, label="Width (0 = native)", min_width=140)
+                        height = gr.Slider(
+                            0, 2048, value=0, step=8, label="Height (0 = native)", min_width=140
+                        )
+                    with gr.Row():
+                        seed = gr.Textbox(value="-1", label="Seed (-1 = random)", min_width=140, scale=3)
+                        random_btn = gr.Button("🎲", min_width=40, scale=0)
+                        reuse_seed_btn = gr.Button("♻️", min_width=40, scale=0)
+                with gr.Accordion("Image to image", open=False):
+                    init_image = gr.Image(
+                        label="Init image", type="filepath", sources=["upload", "clipboard"]
+                    )
+                    strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Denoising strength")
+                with gr.Accordion("Live preview", open=False):
+                    preview_every = gr.Slider(0, 10, value=1, step=1, label="Linear preview every N steps")
+                    full_every = gr.Slider(
+                        0, 50, value=0, step=1, label="Full VAE decode every N steps (0 = off)"
+                    )
+            # -- outputs -------------------------------------------------------------------------
+            with gr.Column(scale=6, min_width=320):
+                preview = gr.Image(
+                    label="Preview",
+                    type="pil",
+                    format="png",
+                    interactive=False,
+                    elem_id="art-preview",
+                    height=420,
+                )
+                info = gr.Textbox(
+                    label="Generation parameters", lines=3, interactive=False, elem_id="art-info"
+                )
+                with gr.Row():
+                    send_to_style = gr.Button("Send to Style Transfer", size="sm")
+                    result_file = gr.Image(visible=False, type="filepath", label="Last result")
+                gallery = gr.Gallery(label="This session", columns=4, height=220, elem_id="art-gallery")
+        with gr.Accordion("History", open=False):
+            with gr.Row():
+                refresh_btn = gr.Button("Refresh history", size="sm")
+                reuse_btn = gr.Button("Reuse parameters", size="sm", variant="secondary")
+            history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="art-history")
+            history_params = gr.JSON(label="Selected result's parameters")
+        plan_info = gr.Markdown(plan_markdown(ctx))
+        gr.Examples(EXAMPLES, inputs=[prompt, negative, sampler, steps, cfg], label="Quick starts")
+
+        session_results = gr.State([])  # [(path, caption)] of this session
+        last_seed = gr.State(-1)
+        selected_record = gr.State(None)
+
+        # -- handlers ----------------------------------------------------------------------------
+        @friendly_errors
+        def generate(
+            model_id: str,
+            prompt_text: str,
+            negative_text: str,
+            sampler_name: str,
+            n_steps: float,
+            cfg_scale: float,
+            w: float,
+            h: float,
+            seed_text: str,
+            batch_count: float,
+            init_path: str | None,
+            denoise: float,
+            every: float,
+            full: float,
+            results: list[tuple[str, str]],
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),
+        ) -> Iterator[tuple[Any, ...]]:
+            art_request = ArtRequest(
+                prompt=prompt_text,
+                negative_prompt=negative_text,
+                model_id=model_id or "",
+                sampler=sampler_name,
+                steps=_whole(n_steps, "Steps"),
+                guidance_scale=float(cfg_scale),
+                seed=parse_seed(seed_text),
+                width=_whole(w, "Width"),
+                height=_whole(h, "Height"),
+                batch_count=_whole(batch_count, "Batch count"),
+                init_image=load_init_image(init_path) if init_path else None,
+                strength=float(denoise),
+                preview_every=int(every or 0),
+                full_decode_every=int(full or 0),
+            )
+            with ctx.jobs.job(session_key(request)) as cancel:
+                for event in follow(pipeline.generate(art_request, cancel), progress):
+                    if isinstance(event, Step) and event.preview is not None:
+                        eta = f" · ETA {event.eta_s:.1f}s" if event.eta_s is not None else ""
+                        status = f"Denoising… step {event.index}/{event.total}{eta}"
+                        yield event.preview, gr.skip(), status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                    elif isinstance(event, Finished):
+                        yield _finished(event.result, results, ctx)
+
+        def _finished(
+            result: ArtResult, results: list[tuple[str, str]], ctx: StudioContext
+        ) -> tuple[Any, ...]:
+            new = [(str(img.path), f"seed {img.seed}") for img in result.images]
+            results = [*new, *results]
+            if not result.images:
+                stopped = "Stopped before the first image finished."
+                return gr.skip(), results, stopped, gr.skip(), results, gr.skip(), gr.skip()
+            last = result.images[-1]
+            note = " (stopped early: the finished images are saved)" if result.cancelled else ""
+            model_plan = plan_markdown(ctx, _applied(ctx, result))
+            return (
+                str(last.path),
+                results,
+                last.parameters + note,
+                str(last.path),
+                results,
+                last.seed,
+                model_plan,
+            )
+
+        generate_event = generate_btn.click(
+            generate,
+            inputs=[
+                model,
+                prompt,
+                negative,
+                sampler,
+                steps,
+                cfg,
+                width,
+                height,
+                seed,
+                batch,
+                init_image,
+                strength,
+                preview_every,
+                full_every,
+                session_results,
+            ],
+            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
+            api_name="art_generate",
+            concurrency_id=HEAVY,
+            concurrency_limit=1,
+        )
+        stop_btn.click(make_stop_handler(ctx), None, None, api_name="art_stop", cancels=[generate_event])
+        random_btn.click(lambda: "-1", None, seed, api_name=False)
+        reuse_seed_btn.click(lambda s: str(s), last_seed, seed, api_name=False)
+
+        def load_history() -> list[tuple[str, str]]:
+            items = []
+            for record in ctx.store.history(TASK, HISTORY_SIZE):
+                if record.files:
+                    items.append((str(record.files[0]), f"#{record.id} · {record.title[:60]}"))
+            return items
+
+        def select_history(evt: gr.SelectData) -> tuple[Any, Any]:
+            caption = (evt.value or {}).get("caption") or ""
+            record_id = int(caption.split("·")[0].strip().lstrip("#")) if caption.startswith("#") else None
+            record = ctx.store.get(record_id) if record_id is not None else None
+            return (record.params if record else None), (record.id if record else None)
+
+        @friendly_errors
+        def reuse(record_id: int | None) -> tuple[Any, ...]:
+            record = ctx.store.get(record_id) if record_id is not None else None
+            if record is None:
+                raise UserError("Select a result in the History gallery first.")
+            p = record.params
+            return (
+                p.get("model_id", default_model),
+                p.get("prompt", ""),
+                p.get("negative_prompt", ""),
+                p.get("sampler", "DDIM"),
+                p.get("steps", 25),
+                p.get("guidance_scale", 7.0),
+                p.get("width", 0),
+                p.get("height", 0),
+                str(p.get("seed", -1)),
+                p.get("strength", 0.6),
+            )
+
+        refresh_btn.click(load_history, None, history, api_name="art_history")
+        blocks.load(load_history, None, history, api_name=False)
+        history.select(select_history, None, [history_params, selected_record], api_name=False)
+        reuse_btn.click(
+            reuse,
+            selected_record,
+            [model, prompt, negative, sampler, steps, cfg, width, height, seed, strength],
+            api_name="art_reuse",
+        )
+
+    return ArtPage(blocks, result_file, send_to_style)
+
+
+def _whole(value: Any, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number (got {str(value)[:40]!r}).") from None
+    if number != int(number):
+        raise UserError(f"{name} must be a whole number (got {number}).")
+    return int(number)
+
+
+def _applied(ctx: StudioContext, result: ArtResult) -> tuple[str, ...]:
+    loaded = [ctx.registry.peek(mid) for mid in ctx.registry.loaded_ids()]
+    return next((m.applied for m in loaded if getattr(m, "label", None) == result.model), ())
+
+
+if __name__ == "__main__":
+    from pipelines.art_models import register_art_models
+    from studio.settings import Settings
+
+    standalone = StudioContext.create(Settings.from_env())
+    register_art_models(standalone.registry, standalone.settings.data_dir)
+    build(standalone).blocks.launch()

@@ -1,0 +1,104 @@
+"""What every page shares: turning pipeline events into Gradio progress, toasts and errors.
+
+Pipelines raise `UserError` for bad input and yield typed events; pages never see a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from studio.context import StudioContext
+from studio.events import Cancelled, Event, Notice, Started, Step, UserError
+from studio.registry import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+HEAVY = "heavy-model"  # shared concurrency_id: one big model job at a time across all tabs
+
+
+def session_key(request: gr.Request | None) -> str:
+    """The Gradio session hash keys the session's running job (for Stop)."""
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def follow(events: Iterator[Event], progress: gr.Progress | None = None) -> Iterator[Event]:
+    """Pass events through, showing Steps on the progress bar (with ETA) and Notices as toasts."""
+    for event in events:
+        if isinstance(event, Started) and progress is not None:
+            progress((0, event.total), desc=event.label or "starting")
+        elif isinstance(event, Step) and progress is not None:
+            eta = f" · ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
+            progress((event.index, event.total), desc=f"step {event.index}/{event.total}{eta}", unit="steps")
+        elif isinstance(event, Notice):
+            if event.level == "info":
+                gr.Info(event.message)
+            else:
+                gr.Warning(event.message)
+        yield event
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a (generator) event handler: UserError -> gr.Error; the server keeps serving."""
+
+    def translate(error: BaseException) -> BaseException:
+        if isinstance(error, gr.Error):
+            return error
+        if isinstance(error, (UserError, ModelLoadError)):
+            return gr.Error(str(error))
+        if isinstance(error, Cancelled):
+            return gr.Error("Stopped.", title="Stopped")
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error(f"Something went wrong: {type(error).__name__}: {str(error)[:200]}")
+
+    if _is_generator(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from fn(*args, **kwargs)
+            except GeneratorExit:
+                raise
+            except Exception as error:  # noqa: BLE001 - translated for the user, logged above
+                raise translate(error) from error
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - translated for the user, logged above
+            raise translate(error) from error
+
+    return wrapper
+
+
+def _is_generator(fn: Callable[..., Any]) -> bool:
+    import inspect
+
+    return inspect.isgeneratorfunction(fn)
+
+
+def make_stop_handler(ctx: StudioContext) -> Callable[[gr.Request], None]:
+    """Stop: cancel this session's job token. Pressing it twice, or with nothing running, is harmless."""
+
+    def stop(request: gr.Request) -> None:
+        if ctx.jobs.cancel(session_key(request)):
+            gr.Info("Stopping after the current step…")
+
+    return stop
+
+
+def plan_markdown(ctx: StudioContext, applied: tuple[str, ...] | list[str] = ()) -> str:
+    """One line describing the device plan in force (and what a loaded model applied)."""
+    text = f"**Device plan:** {ctx.plan.describe()}"
+    if applied:
+        text += f" · applied: {', '.join(applied)}"
+    if ctx.settings.offline:
+        text += " · offline mode"
+    return text
