@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import psutil
 import torch
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 GB = 1024**3
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     HIGH = "high"  # everything resident, no memory savers
     NORMAL = "normal"  # VAE tiling for large images
     LOW = "low"  # + attention slicing, model CPU offload (accelerators), int8 weights

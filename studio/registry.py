@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from studio.device import DevicePlan
 log = logging.getLogger(__name__)
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     BUNDLED = "bundled"  # ships in a registry package or in this repo; works offline
     HUB = "hub"  # Hugging Face hub id; needs network the first time
     LOCAL = "local"  # a folder on disk
