@@ -65,11 +65,14 @@ def build_app(ctx: StudioContext):
     from pages import art_platform
     from pages.common import plan_markdown
 
+    # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
+    art = art_platform.build(ctx)
+
+    # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
     with gr.Blocks(title="Creative Studio") as demo:
-        gr.Markdown("# 🎨 Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
-        with gr.Tabs():
+        gr.Markdown("# Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
+        with gr.Tabs() as tabs:
             with gr.Tab("Art Platform", id="art"):
-                art = art_platform.build(ctx)
                 art.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
             gr.Markdown(plan_markdown(ctx))
@@ -78,6 +81,7 @@ def build_app(ctx: StudioContext):
                 f"threads {ctx.settings.threads} · offline {'on' if ctx.settings.offline else 'off'}"
             )
         art.send_to_style.visible = False  # shown once a Style Transfer tab exists to receive it
+        _ = tabs  # cross-tab actions select tabs through it
     return demo
 
 

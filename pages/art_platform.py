@@ -55,7 +55,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 with gr.Accordion("Sampling", open=True):
                     with gr.Row():
                         sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler", min_width=140)
-                        steps = gr.Slider(1, 150, value=25, step=1, label="Steps", min_width=140)
+                        steps = gr.Slider(1, 150, value=25, step=1, label="Steps", min_width=140, elem_id="art-steps")
                     with gr.Row():
                         cfg = gr.Slider(0, 30, value=7.0, step=0.5, label="CFG scale", min_width=140)
                         batch = gr.Slider(1, 16, value=1, step=1, label="Batch count", min_width=140)
@@ -66,8 +66,8 @@ def build(ctx: StudioContext) -> ArtPage:
                         )
                     with gr.Row():
                         seed = gr.Textbox(value="-1", label="Seed (-1 = random)", min_width=140, scale=3)
-                        random_btn = gr.Button("🎲", min_width=40, scale=0)
-                        reuse_seed_btn = gr.Button("♻️", min_width=40, scale=0)
+                        random_btn = gr.Button("Random", min_width=60, scale=0, size="sm")
+                        reuse_seed_btn = gr.Button("Last", min_width=60, scale=0, size="sm")
                 with gr.Accordion("Image to image", open=False):
                     init_image = gr.Image(
                         label="Init image", type="filepath", sources=["upload", "clipboard"]

@@ -1,0 +1,48 @@
+"""Real browser: open the Art tab, generate, watch the preview change, see the final image."""
+
+from __future__ import annotations
+
+import time
+
+from tests.browser.conftest import open_tab, shot
+
+
+def _preview_src(page) -> str | None:
+    img = page.locator("#art-preview img")
+    return img.first.get_attribute("src") if img.count() else None
+
+
+def test_generate_streams_previews_then_final(page) -> None:
+    open_tab(page, "Art Platform")
+    page.get_by_label("Prompt", exact=True).fill("a red circle on a blue background")
+    # enough steps that the browser sees several distinct previews on the tiny debug model
+    steps = page.locator("#art-steps input[type=number]")
+    steps.fill("60")
+    steps.press("Enter")
+    page.get_by_role("button", name="Generate", exact=True).click()
+
+    seen: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        src = _preview_src(page)
+        if src and (not seen or seen[-1] != src):
+            seen.append(src)
+        info = page.locator("#art-info textarea").input_value()
+        if "Seed:" in info:
+            break
+        time.sleep(0.02)
+    info = page.locator("#art-info textarea").input_value()
+    assert "Steps: 60" in info and "Sampler: DDIM" in info, info
+    assert len(seen) >= 3, f"expected the preview to change at least twice, saw {len(seen)} distinct images"
+    page.locator("#art-gallery img").first.wait_for()
+    page.locator("#art-preview img").first.wait_for()
+    shot(page, "art_tab_desktop")
+
+
+def test_phone_layout(page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_tab(page, "Art Platform")
+    generate = page.get_by_role("button", name="Generate", exact=True)
+    box = generate.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+    shot(page, "art_tab_phone", full_page=False)
