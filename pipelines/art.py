@@ -115,7 +115,7 @@ def load_diffusers_art(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
     """Hub id or local folder -> ArtModel, through the ordinary from_pretrained."""
     from diffusers import AutoPipelineForText2Image
 
-    pipe = AutoPipelineForText2Image.from_pretrained(entry.path, torch_dtype=plan.dtype)
+    pipe = AutoPipelineForText2Image.from_pretrained(entry.path, dtype=plan.dtype)
     if getattr(pipe, "safety_checker", None) is not None:
         pipe.safety_checker = None  # as in A1111/ComfyUI: no silent black images
     return wrap_pipeline(pipe, plan, entry.display)

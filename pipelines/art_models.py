@@ -28,7 +28,7 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
         from diffusers import StableDiffusionPipeline
 
         folder = save_tiny_sd(Path(data_dir) / "models" / DEBUG_ID)
-        pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=plan.dtype)
+        pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=plan.dtype)
         pipe.set_progress_bar_config(disable=True)
         return wrap_pipeline(pipe, plan, entry.display)
 
