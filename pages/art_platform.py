@@ -8,7 +8,15 @@ from typing import Any
 
 import gradio as gr
 
-from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.common import (
+    HEAVY,
+    SafeImage,
+    follow,
+    friendly_errors,
+    make_stop_handler,
+    plan_markdown,
+    session_key,
+)
 from pipelines.art import SAMPLERS, TASK, ArtPipeline, ArtRequest, ArtResult, load_init_image, parse_seed
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
@@ -55,7 +63,9 @@ def build(ctx: StudioContext) -> ArtPage:
                 with gr.Accordion("Sampling", open=True):
                     with gr.Row():
                         sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler", min_width=140)
-                        steps = gr.Slider(1, 150, value=25, step=1, label="Steps", min_width=140, elem_id="art-steps")
+                        steps = gr.Slider(
+                            1, 150, value=25, step=1, label="Steps", min_width=140, elem_id="art-steps"
+                        )
                     with gr.Row():
                         cfg = gr.Slider(0, 30, value=7.0, step=0.5, label="CFG scale", min_width=140)
                         batch = gr.Slider(1, 16, value=1, step=1, label="Batch count", min_width=140)
@@ -69,7 +79,7 @@ def build(ctx: StudioContext) -> ArtPage:
                         random_btn = gr.Button("Random", min_width=60, scale=0, size="sm")
                         reuse_seed_btn = gr.Button("Last", min_width=60, scale=0, size="sm")
                 with gr.Accordion("Image to image", open=False):
-                    init_image = gr.Image(
+                    init_image = SafeImage(
                         label="Init image", type="filepath", sources=["upload", "clipboard"]
                     )
                     strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Denoising strength")

@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import UnidentifiedImageError
 
 from studio.context import StudioContext
 from studio.events import Cancelled, Event, Notice, Started, Step, UserError
@@ -19,6 +21,30 @@ from studio.registry import ModelLoadError
 log = logging.getLogger(__name__)
 
 HEAVY = "heavy-model"  # shared concurrency_id: one big model job at a time across all tabs
+
+
+class SafeImage(gr.Image):
+    """gr.Image whose upload decoding failure is a clear gr.Error, not a preprocessing traceback.
+
+    Gradio decodes every uploaded image before the handler runs (even for type="filepath"), so a
+    zero-byte or corrupt upload would otherwise fail with "Could not preprocess input component".
+    """
+
+    def get_block_name(self) -> str:
+        return "image"  # same front-end component as gr.Image
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is not None:
+            path = Path(getattr(payload, "path", "") or "")
+            if path.is_file() and path.stat().st_size == 0:
+                raise gr.Error(f"The uploaded image '{path.name}' is an empty (zero-byte) file.")
+        try:
+            return super().preprocess(payload)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+            name = Path(getattr(payload, "orig_name", None) or getattr(payload, "path", "upload")).name
+            raise gr.Error(
+                f"The uploaded file '{name}' could not be read as an image ({type(error).__name__})."
+            ) from None
 
 
 def session_key(request: gr.Request | None) -> str:

@@ -1,0 +1,40 @@
+"""Cost of live previews: linear latent->RGB every step, and a full VAE decode every step, vs none.
+
+All three run through the whole streaming path (worker thread, events, callback) on the same tiny
+SD pipeline, interleaved in one run; the ratios are what matter (absolute times are noisy here).
+"""
+
+from __future__ import annotations
+
+from benchmarks.common import interleaved, temp_context
+from pipelines.art import ArtPipeline, ArtRequest
+from studio.events import CancelToken
+
+
+def run() -> list[dict]:
+    ctx = temp_context()
+    art = ArtPipeline(ctx.registry, ctx.store)
+    base = ArtRequest("a red circle on a blue background", steps=25, seed=1, width=128, height=128)
+
+    def generate(preview_every: int, full_decode_every: int):
+        request = ArtRequest(
+            **{**base.__dict__, "preview_every": preview_every, "full_decode_every": full_decode_every}
+        )
+        return lambda: list(art.generate(request, CancelToken()))
+
+    times = interleaved(
+        {"none": generate(0, 0), "linear": generate(1, 0), "full_decode": generate(0, 1)}, rounds=3
+    )
+    steps = base.steps
+    return [
+        {
+            "pipeline": "tiny random SD (debug-tiny-sd), 128x128, 25 DDIM steps",
+            "seconds_no_preview": round(times["none"], 4),
+            "seconds_linear_preview": round(times["linear"], 4),
+            "seconds_full_decode": round(times["full_decode"], 4),
+            "preview_overhead_ratio": round(times["linear"] / times["none"], 4),
+            "full_decode_overhead_ratio": round(times["full_decode"] / times["none"], 4),
+            "linear_preview_ms_per_step": round((times["linear"] - times["none"]) / steps * 1000, 3),
+            "goal_preview_overhead_ratio": 1.03,
+        }
+    ]
