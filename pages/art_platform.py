@@ -116,7 +116,7 @@ def build(ctx: StudioContext) -> ArtPage:
 
         session_results = gr.State([])  # [(path, caption)] of this session
         last_seed = gr.State(-1)
-        selected_record = gr.State(None)
+        selected_record = gr.Number(value=None, precision=0, visible=False, label="History id")
 
         # -- handlers ----------------------------------------------------------------------------
         @friendly_errors

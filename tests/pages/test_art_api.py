@@ -76,3 +76,13 @@ def test_history_lists_saved_results(client) -> None:
     client.predict(*args(prompt="for the history", steps=2), api_name=GENERATE)
     history = client.predict(api_name="/art_history")
     assert any("for the history" in (item.get("caption") or "") for item in history)
+
+
+def test_reuse_parameters_from_a_history_item(client, launched_app) -> None:
+    client.predict(*args(prompt="reuse me", steps=3, seed="4242"), api_name=GENERATE)
+    [record] = [r for r in launched_app.ctx.store.history("art") if r.title == "reuse me"]
+    values = client.predict(record.id, api_name="/art_reuse")
+    model, prompt, negative, sampler, steps, cfg, width, height, seed, strength = values
+    assert (prompt, sampler, steps, seed) == ("reuse me", "DDIM", 3, "4242")
+    with pytest.raises(AppError, match="Select a result"):
+        client.predict(None, api_name="/art_reuse")

@@ -100,7 +100,9 @@ def test_img2img_runs_the_strength_fraction(art: ArtPipeline) -> None:
 
 
 def test_png_parameters_round_trip(art: ArtPipeline) -> None:
-    request = ArtRequest("a castle, at dusk: oil", negative_prompt="blurry", steps=3, seed=77, guidance_scale=6.5)
+    request = ArtRequest(
+        "a castle, at dusk: oil", negative_prompt="blurry", steps=3, seed=77, guidance_scale=6.5
+    )
     image = run(art, request)[-1].result.images[0]
     parsed = read_png_parameters(image.path)
     assert parsed.prompt == "a castle, at dusk: oil" and parsed.negative_prompt == "blurry"
@@ -189,3 +191,15 @@ def test_init_image_errors(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.new("L", (10, 10)).save(buffer, format="PNG")
     assert load_init_image(buffer.getvalue()).mode == "RGB"
+
+
+def test_history_survives_an_app_restart(settings) -> None:
+    from app import create_context
+
+    first = create_context(settings)
+    image = run(ArtPipeline(first.registry, first.store), ArtRequest("remember me", steps=2, seed=3))[-1]
+    image = image.result.images[0]
+    restarted = create_context(settings)  # same output dir, fresh process state
+    [record] = restarted.store.history("art")
+    assert record.id == image.record_id and record.params["prompt"] == "remember me"
+    assert read_png_parameters(record.files[0]).settings["Seed"] == "3"
