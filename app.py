@@ -52,9 +52,11 @@ def prepare_environment(settings: Settings) -> None:
 def create_context(settings: Settings) -> StudioContext:
     """Context plus every task's registry entries (nothing is loaded yet)."""
     from pipelines.art_models import register_art_models
+    from pipelines.style_transfer import register_style_models
 
     ctx = StudioContext.create(settings)
     register_art_models(ctx.registry, settings.data_dir)
+    register_style_models(ctx.registry, settings.data_dir)
     return ctx
 
 
@@ -63,10 +65,12 @@ def build_app(ctx: StudioContext):
     import gradio as gr
 
     from pages import art_platform
+    from pages import style_transfer as style_page
     from pages.common import plan_markdown
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
     art = art_platform.build(ctx)
+    style = style_page.build(ctx)
 
     # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
     with gr.Blocks(title="Creative Studio") as demo:
@@ -74,13 +78,20 @@ def build_app(ctx: StudioContext):
         with gr.Tabs() as tabs:
             with gr.Tab("Art Platform", id="art"):
                 art.blocks.render()
+            with gr.Tab("Style Transfer", id="style"):
+                style.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
             gr.Markdown(plan_markdown(ctx))
             gr.Markdown(
                 f"Output folder: `{ctx.store.root}` · max upload {ctx.settings.max_upload_mb} MB · "
                 f"threads {ctx.settings.threads} · offline {'on' if ctx.settings.offline else 'off'}"
             )
-        art.send_to_style.visible = False  # shown once a Style Transfer tab exists to receive it
+        art.send_to_style.click(
+            lambda path: (path, gr.Tabs(selected="style")),
+            art.result_image,
+            [style.content_image, tabs],
+            api_name=False,
+        )
         _ = tabs  # cross-tab actions select tabs through it
     return demo
 

@@ -1,0 +1,41 @@
+"""Real browser: open Style Transfer, upload a photo, pick a style thumbnail, stylize, see before/after."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from tests.browser.conftest import open_tab, shot
+
+SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "styles" / "sample.jpg"
+
+
+def test_upload_pick_style_and_stylize(page, tmp_path: Path) -> None:
+    content = tmp_path / "photo.png"
+    Image.open(SAMPLE).convert("RGB").resize((200, 150)).save(content)
+    open_tab(page, "Style Transfer")
+    page.locator("#style-content input[type=file]").set_input_files(str(content))
+    page.locator("#style-content img").first.wait_for()
+    # pick style 19 from the thumbnail gallery: the Style dropdown follows the click
+    page.locator("#style-gallery button").filter(has_text=re.compile(r"^\s*19\s*$")).first.click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input')].some(i => i.value === 'Style 19')", timeout=10_000
+    )
+    page.locator("#style-run").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#style-info textarea')?.value || '').includes('Saved to History')",
+        timeout=60_000,
+    )
+    info = page.locator("#style-info textarea").input_value()
+    assert "Style: style 19" in info and "Size: 200x150" in info, info
+    page.locator("#style-result img").first.wait_for()
+    assert page.locator("#style-compare img").count() >= 2, "before/after slider shows both images"
+    shot(page, "style_tab_desktop")
+
+
+def test_art_send_to_style_switches_tab(page) -> None:
+    open_tab(page, "Art Platform")
+    page.get_by_role("button", name="Send to Style Transfer").wait_for()
+    assert page.get_by_role("button", name="Send to Style Transfer").is_visible()
