@@ -9,6 +9,7 @@ cancel token is set, so a Stop takes effect within one step. Each finished image
 
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 import logging
@@ -311,10 +312,6 @@ def _accepts(pipe: Any, name: str) -> bool:
     return name in inspect.signature(pipe.__call__).parameters
 
 
-def _accepts_init(pipe: Any, name: str) -> bool:
-    return name in inspect.signature(type(pipe).__init__).parameters
-
-
 def _pipeline_view(pipe: Any, request: ArtRequest) -> Any:
     """Same weights, fresh scheduler; an img2img pipeline when an init image is given."""
     scheduler = make_scheduler(request.sampler, pipe.scheduler.config)
@@ -323,8 +320,10 @@ def _pipeline_view(pipe: Any, request: ArtRequest) -> Any:
 
         view = AutoPipelineForImage2Image.from_pipe(pipe, scheduler=scheduler)
     else:
-        extra = {"requires_safety_checker": False} if _accepts_init(pipe, "requires_safety_checker") else {}
-        view = type(pipe)(**{**pipe.components, "scheduler": scheduler}, **extra)
+        # a shallow copy keeps whatever the pipeline caches beyond its components (a text encoder
+        # loaded from a wheel, offload hooks); assigning the scheduler re-registers it on the copy only
+        view = copy.copy(pipe)
+        view.scheduler = scheduler
     view.set_progress_bar_config(disable=True)
     return view
 
