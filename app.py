@@ -53,10 +53,12 @@ def create_context(settings: Settings) -> StudioContext:
     """Context plus every task's registry entries (nothing is loaded yet)."""
     from pipelines.art_models import register_art_models
     from pipelines.style_transfer import register_style_models
+    from pipelines.writing_models import register_writing_models
 
     ctx = StudioContext.create(settings)
     register_art_models(ctx.registry, settings.data_dir)
     register_style_models(ctx.registry, settings.data_dir)
+    register_writing_models(ctx.registry, settings.data_dir)
     return ctx
 
 
@@ -64,13 +66,14 @@ def build_app(ctx: StudioContext):
     """Compose the pages into one Blocks app with tabs."""
     import gradio as gr
 
-    from pages import art_platform
+    from pages import art_platform, writing_assistant
     from pages import style_transfer as style_page
     from pages.common import plan_markdown
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
     art = art_platform.build(ctx)
     style = style_page.build(ctx)
+    writing = writing_assistant.build(ctx)
 
     # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
     with gr.Blocks(title="Creative Studio") as demo:
@@ -80,6 +83,8 @@ def build_app(ctx: StudioContext):
                 art.blocks.render()
             with gr.Tab("Style Transfer", id="style"):
                 style.blocks.render()
+            with gr.Tab("Writing Assistant", id="writing"):
+                writing.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
             gr.Markdown(plan_markdown(ctx))
             gr.Markdown(

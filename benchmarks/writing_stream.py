@@ -1,0 +1,118 @@
+"""Streaming overhead of the Writing Assistant: the streamed pipeline vs plain `model.generate`.
+
+Same model, same prompt, same number of new tokens (greedy, EOS held off with min_new_tokens), run
+round-robin in one process so machine noise hits both alike; the ratio uses each side's fastest
+run (noise on a shared box only adds time), the median ratio is reported beside it. The streamed side is the whole
+pipeline a user runs: validation, the worker thread, the streamer decoding a full snapshot per
+token, Step events, the cancel check every token, and the Markdown save. Goal: ratio ≥ 0.97.
+
+Also reports time to first token: inside generate (prefill + first step) and as the consumer sees
+it (request -> first Step event). SmolLM2's safetensors cache lives in the app's data dir
+(STUDIO_DATA_DIR, default ./data), so the 30–60 s GGUF conversion happens at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipelines.writing import (
+    SamplingParams,
+    WritingModel,
+    WritingPipeline,
+    WritingRequest,
+    build_prompt,
+    encode_prompt,
+    generation_kwargs,
+)
+from pipelines.writing_models import DEBUG_ID, SMOLLM2_ID, register_writing_models
+from studio.context import StudioContext
+from studio.events import CancelToken, Finished, Step
+from studio.settings import Settings
+
+log = logging.getLogger(__name__)
+GOAL = 0.97
+PREMISE = "a lighthouse keeper finds a message in a bottle"
+
+
+def _context() -> StudioContext:
+    outputs = Path(tempfile.mkdtemp(prefix="studio-bench-writing-"))
+    data_dir = Settings.from_env().data_dir  # shared with the app: the converted GGUF is reused
+    settings = Settings(output_dir=outputs, data_dir=data_dir, offline=True, threads=1)
+    ctx = StudioContext.create(settings)
+    register_writing_models(ctx.registry, settings.data_dir)
+    return ctx
+
+
+def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    # 1. load once (the first SmolLM2 load may convert the GGUF)
+    started = time.perf_counter()
+    model: WritingModel = ctx.registry.load(model_id, "writing").model
+    load_s = time.perf_counter() - started
+    sampling = SamplingParams(temperature=0.0, max_new_tokens=tokens, min_new_tokens=tokens, seed=1)
+    request = WritingRequest("story", PREMISE, model_id=model_id, sampling=sampling)
+    pipeline = WritingPipeline(ctx.registry, ctx.store)
+    ids = torch.tensor([encode_prompt(model.tokenizer, build_prompt(request))])  # [1, prompt_len]
+    kwargs = generation_kwargs(sampling, model.tokenizer)
+
+    def plain() -> dict[str, float]:
+        with torch.inference_mode():
+            out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        assert out.shape[1] - ids.shape[1] == tokens
+        return {}
+
+    def streamed() -> dict[str, float]:
+        submitted = time.perf_counter()
+        first_step = None
+        for event in pipeline.generate(request, CancelToken()):
+            if isinstance(event, Step) and first_step is None:
+                first_step = time.perf_counter() - submitted
+            elif isinstance(event, Finished):
+                result = event.result
+        assert result.tokens == tokens
+        return {"ttft_s": result.ttft_s or 0.0, "ttft_pipeline_s": first_step or 0.0}
+
+    # 2. warm up both, then alternate them round-robin
+    plain(), streamed()
+    times: dict[str, list[float]] = {"plain": [], "streamed": []}
+    ttft: dict[str, list[float]] = {"ttft_s": [], "ttft_pipeline_s": []}
+    for _ in range(rounds):
+        for name, fn in (("plain", plain), ("streamed", streamed)):
+            t0 = time.perf_counter()
+            extra = fn()
+            times[name].append(time.perf_counter() - t0)
+            for key, value in extra.items():
+                ttft[key].append(value)
+    # best-of-N is the primary figure: on a shared box, other jobs only ever add time to a run
+    plain_s, streamed_s = min(times["plain"]), min(times["streamed"])
+    ratio = plain_s / streamed_s  # = streamed tokens/s ÷ plain tokens/s
+    median_ratio = statistics.median(times["plain"]) / statistics.median(times["streamed"])
+    return {
+        "model": model_id,
+        "new_tokens": tokens,
+        "prompt_tokens": int(ids.shape[1]),
+        "rounds": rounds,
+        "plain_generate_tps": round(tokens / plain_s, 2),
+        "streamed_pipeline_tps": round(tokens / streamed_s, 2),
+        "stream_vs_generate_tps_ratio": round(ratio, 4),
+        "ratio_of_medians": round(median_ratio, 4),
+        "goal": GOAL,
+        "meets_goal": ratio >= GOAL,
+        "ttft_s": round(statistics.median(ttft["ttft_s"]), 4),
+        "ttft_pipeline_s": round(statistics.median(ttft["ttft_pipeline_s"]), 4),
+        "load_s": round(load_s, 2),
+    }
+
+
+def run() -> list[dict[str, Any]]:
+    ctx = _context()
+    rows = [measure(ctx, SMOLLM2_ID, tokens=32, rounds=5)]
+    rows.append(measure(ctx, DEBUG_ID, tokens=256, rounds=7))  # per-token overhead shows most on a tiny model
+    return rows

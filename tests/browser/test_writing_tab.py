@@ -1,0 +1,53 @@
+"""Playwright: the Writing tab streams a story from the embedded SmolLM2, shows tokens/s, and stops."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.browser.conftest import open_tab, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # real SmolLM2 (converted once per data dir)
+
+
+def output_text(page) -> str:
+    return page.locator("#writing-output textarea").input_value()
+
+
+def wait_for(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_story_streams_then_stops(page) -> None:
+    open_tab(page, "Writing Assistant")
+    # the embedded default, chosen explicitly (the test app may default to the debug model)
+    page.locator("#writing-model input").click()
+    page.get_by_role("option", name=re.compile("SmolLM2 135M")).click()
+    page.locator("#writing-premise textarea").fill("a lighthouse keeper finds a message in a bottle")
+    page.locator("#writing-sampling").get_by_role("button", name=re.compile("Sampling")).click()
+    page.locator("#writing-max-tokens input").fill("1500")
+    page.locator("#writing-write").click()
+
+    # 1. text appears (the first use may convert the GGUF: up to a minute), then keeps growing
+    wait_for(lambda: len(output_text(page)) > 0, 120, "the first streamed text")
+    first = len(output_text(page))
+    wait_for(lambda: len(output_text(page)) > first + 20, 30, "the text to grow")
+    stats = page.locator("#writing-stats").inner_text()
+    assert re.search(r"\d+ tokens · [\d.]+ tokens/s", stats), stats
+
+    # 2. Stop: the text stops growing long before 1500 tokens
+    page.locator("#writing-stop").click()
+    time.sleep(1.5)
+    stopped = output_text(page)
+    time.sleep(1.5)
+    assert output_text(page) == stopped, "text kept growing after Stop"
+    assert len(stopped.split()) < 1000
+    assert "Stopped" in page.locator("#writing-stats").inner_text()
+    shot(page, "writing_tab_stopped")
