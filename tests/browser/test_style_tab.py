@@ -35,7 +35,23 @@ def test_upload_pick_style_and_stylize(page, tmp_path: Path) -> None:
     shot(page, "style_tab_desktop")
 
 
-def test_art_send_to_style_switches_tab(page) -> None:
+def test_art_send_to_style_chain(page) -> None:
+    """Art Platform -> "Send to Style Transfer" -> the Style tab opens with that image -> stylize."""
     open_tab(page, "Art Platform")
-    page.get_by_role("button", name="Send to Style Transfer").wait_for()
-    assert page.get_by_role("button", name="Send to Style Transfer").is_visible()
+    page.get_by_label("Prompt", exact=True).fill("a red circle on a blue background")
+    steps = page.locator("#art-steps input[type=number]")
+    steps.fill("2")
+    steps.press("Enter")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function(
+        "() => (document.querySelector('#art-info textarea')?.value || '').includes('Seed:')", timeout=60_000
+    )
+    page.get_by_role("button", name="Send to Style Transfer").click()
+    page.locator("#style-content img").first.wait_for(timeout=20_000)
+    assert page.get_by_role("tab", name="Style Transfer").get_attribute("aria-selected") == "true"
+    page.locator("#style-run").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#style-info textarea')?.value || '').includes('Saved to History')",
+        timeout=60_000,
+    )
+    shot(page, "style_tab_from_art", full_page=False)
