@@ -214,9 +214,46 @@ def test_committed_weights_adherence_floor(trained_pipe: PixelDiffusionPipeline)
     from training.art_model import checker as checker_mod
     from training.art_model.evaluate import EvalConfig, generate, prompt_sets, score
 
-    cfg = EvalConfig(n_heldout=24, n_paraphrase=0, n_seen=0, batch_size=24)
+    cfg = EvalConfig(n_heldout=16, n_paraphrase=0, n_seen=0, steps=20, batch_size=16)  # ~10 s on 1 free thread
     items = prompt_sets(cfg)["heldout"]
     images = generate(trained_pipe, [p for _, p in items], cfg)
     result = score(checker_mod.load_checker(CHECKER_DIR), images, [s for s, _ in items])
     assert result.colour >= ADHERENCE_FLOOR["colour"], result
     assert result.shape >= ADHERENCE_FLOOR["shape"], result
+
+
+def test_streams_through_the_art_platform_with_previews(ctx, encoder: MiniLMTextEncoder) -> None:
+    """The Art Platform drives the committed model like any diffusers pipeline: previews every
+    step (the sample itself, no VAE), a saved image, and the same image as a direct call."""
+    from pipelines.art import TASK, ArtPipeline, ArtRequest, wrap_pipeline
+    from studio.events import Finished, Started, Step
+    from studio.registry import ModelEntry, Source
+
+    def load(entry: ModelEntry, plan) -> object:
+        pipe = PixelDiffusionPipeline.from_pretrained(entry.path)
+        pipe.set_text_encoder(encoder)
+        return wrap_pipeline(pipe, plan, entry.display)
+
+    ctx.registry.register(
+        ModelEntry("art-offline-test", TASK, Source.BUNDLED, load, 20, "project", location=str(MODEL_DIR))
+    )
+    request = ArtRequest(
+        "two yellow stars in the night sky", model_id="art-offline-test", steps=6, seed=3, guidance_scale=4.0
+    )
+    events = list(ArtPipeline(ctx.registry, ctx.store).generate(request, _cancel()))
+    assert isinstance(events[0], Started) and isinstance(events[-1], Finished)
+    steps = [e for e in events if isinstance(e, Step)]
+    assert steps[-1].index == 6 and all(isinstance(s.preview, PIL.Image.Image) for s in steps)
+    streamed = events[-1].result.images[0].image
+    direct = (
+        ctx.registry.load("art-offline-test", TASK)
+        .model.pipe(request.prompt, num_inference_steps=6, guidance_scale=4.0, generator=_gen(3))
+        .images[0]
+    )
+    np.testing.assert_array_equal(np.asarray(streamed), np.asarray(direct))
+
+
+def _cancel():
+    from studio.events import CancelToken
+
+    return CancelToken()
