@@ -61,7 +61,10 @@ def launched_app(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings.from_env().with_overrides(
-        output_dir=tmp_path_factory.mktemp("app-outputs"), data_dir=shared_data_dir, port=free_port(), offline=True
+        output_dir=tmp_path_factory.mktemp("app-outputs"),
+        data_dir=shared_data_dir,
+        port=free_port(),
+        offline=True,
     )
     prepare_environment(settings)
     ctx = create_context(settings)
