@@ -117,6 +117,15 @@ def build(ctx: StudioContext) -> StylePage:
                         image_mode=None,
                         height=200,
                     )
+                with gr.Group(visible=False) as image_group:
+                    detail = gr.Slider(
+                        0,
+                        limits.max_side,
+                        value=768,
+                        step=64,
+                        label="Detail: working size in px (≤ 384 = the network's broad strokes, upscaled)",
+                        elem_id="style-detail",
+                    )
                 with gr.Group(visible=False) as gatys_group:
                     with gr.Row():
                         iterations = gr.Slider(1, 1000, value=100, step=1, label="Iterations", min_width=140)
@@ -203,6 +212,7 @@ def build(ctx: StudioContext) -> StylePage:
             return (
                 gr.update(visible=chosen is StyleMode.PRESET),
                 gr.update(visible=chosen in (StyleMode.IMAGE, StyleMode.GATYS)),
+                gr.update(visible=chosen is StyleMode.IMAGE),
                 gr.update(visible=chosen is StyleMode.GATYS),
                 gr.update(visible=chosen is StyleMode.FILTER),
                 gr.update(visible=chosen is not StyleMode.GATYS),
@@ -229,6 +239,7 @@ def build(ctx: StudioContext) -> StylePage:
             strength_value: float,
             out_size: float,
             keep_colours: bool,
+            detail_side: float,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -244,6 +255,7 @@ def build(ctx: StudioContext) -> StylePage:
                 strength=float(strength_value),
                 preserve_colors=bool(keep_colours),
                 size=int(out_size or 0),
+                detail=int(detail_side or 0),
                 iterations=int(n_iterations),
                 content_weight=float(w_content),
                 style_weight=float(w_style),
@@ -290,6 +302,7 @@ def build(ctx: StudioContext) -> StylePage:
             strength,
             size,
             preserve,
+            detail,
         ]
         outputs = [compare, result, info]
         fast_event = run_btn.click(
@@ -310,7 +323,7 @@ def build(ctx: StudioContext) -> StylePage:
         mode.change(
             switch_mode,
             mode,
-            [preset_group, style_group, gatys_group, filter_group, run_btn, hq_btn],
+            [preset_group, style_group, image_group, gatys_group, filter_group, run_btn, hq_btn],
             api_name=False,
         )
 

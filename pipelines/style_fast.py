@@ -58,7 +58,10 @@ class FastStyleModels:
     multistyle_tile: object  # every norm statistic as an input
     stat_names: list[str]
     predict: object
-    transform: object
+    transform: object  # the original arbitrary-style transformer (fixed 384x384)
+    transform_stats: object  # + its 26 norm statistics as outputs
+    transform_tile: object  # statistics as inputs: 384x384 tiles of a bigger image
+    transform_stat_names: list[str]
     threads: int = 1
     providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
 
@@ -83,13 +86,18 @@ def load_fast_models(folder: Path | None = None, threads: int = 1, device: str =
     names = norm_statistics(graph)
     fused, count = fuse_instance_norms(graph)  # same maths (max diff ~4e-6), ~15-25% faster at 512²
     log.info("multistyle26: fused %d instance norms", count)
+    transform = (folder / "arbitrary_transform.onnx").read_bytes()
+    transform_names = norm_statistics(transform, "GlobalAveragePool")
     return FastStyleModels(
         multistyle=session(fused),
         multistyle_stats=session(with_stat_outputs(graph, names)),
         multistyle_tile=session(with_stat_inputs(graph, names)),
         stat_names=names,
         predict=session(str(folder / "arbitrary_predict.onnx")),
-        transform=session(str(folder / "arbitrary_transform.onnx")),
+        transform=session(transform),
+        transform_stats=session(with_stat_outputs(transform, transform_names)),
+        transform_tile=session(with_stat_inputs(transform, transform_names)),
+        transform_stat_names=transform_names,
         threads=threads,
         providers=providers,
     )
@@ -233,16 +241,78 @@ def style_vector(models: FastStyleModels, style: Image.Image) -> np.ndarray:
     return models.predict.run(None, {name: x})[0]  # 1x1x1x100
 
 
+def _to_square(x: np.ndarray) -> np.ndarray:
+    """Pad HxWx3 (each side <= 384) to the transformer's fixed 384x384 by reflection."""
+    h, w = x.shape[:2]
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(x, ((0, ARBITRARY_SIZE - h), (0, ARBITRARY_SIZE - w), (0, 0)), mode=mode)
+
+
+def _resize(x: np.ndarray, w: int, h: int) -> np.ndarray:
+    image = Image.fromarray((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((w, h), Image.LANCZOS)
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
 def run_arbitrary(models: FastStyleModels, content: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """HxWx3 float 0..1 -> stylized at 384 px on the long side (the network's fixed size)."""
+    stylized, _ = _arbitrary_pass(models, content, vector, want_stats=False)
+    return stylized
+
+
+def _arbitrary_pass(
+    models: FastStyleModels, content: np.ndarray, vector: np.ndarray, want_stats: bool
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     h, w = content.shape[:2]
     scale = ARBITRARY_SIZE / max(h, w)
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = Image.fromarray((content * 255 + 0.5).astype(np.uint8)).resize((sw, sh), Image.LANCZOS)
-    x = np.asarray(small, dtype=np.float32) / 255.0
-    # reflect-pad to the fixed square (np.pad reflect needs pad < size: use symmetric for tiny sides)
-    mode = "reflect" if min(sh, sw) > ARBITRARY_SIZE // 2 else "symmetric"
-    x = np.pad(x, ((0, ARBITRARY_SIZE - sh), (0, ARBITRARY_SIZE - sw), (0, 0)), mode=mode)
+    x = _to_square(_resize(content, sw, sh))[None]  # 1x384x384x3, NHWC
     names = [i.name for i in models.transform.get_inputs()]
-    out = models.transform.run(None, {names[0]: x[None], names[1]: vector.astype(np.float32)})[0][0]
-    return out[:sh, :sw]
+    feeds = {names[0]: x, names[1]: vector.astype(np.float32)}
+    if not want_stats:
+        return models.transform.run(None, feeds)[0][0][:sh, :sw], {}
+    outputs = models.transform_stats.run(None, feeds)
+    return outputs[0][0][:sh, :sw], dict(zip(models.transform_stat_names, outputs[1:], strict=True))
+
+
+def arbitrary_tile_count(h: int, w: int, overlap: int = 128) -> int:
+    h, w = max(h + (-h) % 4, ARBITRARY_SIZE), max(w + (-w) % 4, ARBITRARY_SIZE)
+    return len(tile_origins(h, ARBITRARY_SIZE, overlap)) * len(tile_origins(w, ARBITRARY_SIZE, overlap))
+
+
+def run_arbitrary_tiled(
+    models: FastStyleModels,
+    content: np.ndarray,
+    vector: np.ndarray,
+    overlap: int = 128,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Any style at the content's own resolution: 384x384 tiles, each normalised by the statistics
+    of one whole-image pass at 384 px, feather-blended (the transformer's input size is fixed)."""
+    h0, w0 = content.shape[:2]
+    # 1. statistics of the whole image, from the network's own 384-px pass
+    _, stats = _arbitrary_pass(models, content, vector, want_stats=True)
+    # 2. pad to multiples of 4 and to at least one tile in each direction
+    ph, pw = max(h0 + (-h0) % 4, ARBITRARY_SIZE) - h0, max(w0 + (-w0) % 4, ARBITRARY_SIZE) - w0
+    padded = np.pad(content, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+    h, w = padded.shape[:2]
+    names = [i.name for i in models.transform_tile.get_inputs()]
+    ys, xs = tile_origins(h, ARBITRARY_SIZE, overlap), tile_origins(w, ARBITRARY_SIZE, overlap)
+    out = np.zeros_like(padded)
+    total_weight = np.zeros((h, w, 1), dtype=np.float32)
+    done = 0
+    for y in ys:
+        for x in xs:
+            patch = np.ascontiguousarray(padded[y : y + ARBITRARY_SIZE, x : x + ARBITRARY_SIZE])[None]
+            tile = models.transform_tile.run(
+                None, {names[0]: patch, names[1]: vector.astype(np.float32), **stats}
+            )
+            mask = (
+                _feather(ARBITRARY_SIZE, y, h, overlap)[:, None]
+                * _feather(ARBITRARY_SIZE, x, w, overlap)[None, :]
+            )
+            out[y : y + ARBITRARY_SIZE, x : x + ARBITRARY_SIZE] += tile[0][0] * mask[..., None]
+            total_weight[y : y + ARBITRARY_SIZE, x : x + ARBITRARY_SIZE] += mask[..., None]
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(ys) * len(xs))
+    return (out / np.maximum(total_weight, 1e-6))[:h0, :w0]

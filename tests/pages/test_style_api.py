@@ -22,7 +22,7 @@ def args(content: object, mode: str = "preset", style: int = 3, **kw) -> list:
         content, mode, style, kw.get("blend_with", -1), kw.get("blend_amount", 0.5), kw.get("blend", ""),
         kw.get("style_image"), kw.get("iterations", 3), kw.get("gatys_size", 64), 1.0, 500, 0.001,
         kw.get("preview_every", 1), kw.get("filter_name", "cartoon"), 0.5, kw.get("strength", 1.0),
-        kw.get("size", 0), kw.get("preserve", False),
+        kw.get("size", 0), kw.get("preserve", False), kw.get("detail", 0),
     ]  # fmt: skip
 
 
@@ -94,6 +94,20 @@ def test_bad_uploads_get_clear_errors(
         client.predict(*args(handle_file(str(path))), api_name=FAST)
     # the server keeps serving
     assert "Saved to History" in client.predict(*args(handle_file(content_file)), api_name=FAST)[2]
+
+
+def test_any_style_image_with_detail(client, content_file: str) -> None:
+    _, result, info = client.predict(
+        *args(
+            handle_file(content_file),
+            mode="image",
+            style_image=handle_file(str(SAMPLE)),
+            size=800,
+            detail=800,
+        ),
+        api_name=FAST,
+    )
+    assert Image.open(result).size == (800, 600) and "Detail: 800" in info and "Tiles: " in info
 
 
 def test_missing_style_image_and_oversized_gatys(client, content_file: str) -> None:
