@@ -366,11 +366,12 @@ class PixelDiffusionPipeline(DiffusionPipeline):
                 latents = init
             else:
                 latents = self.scheduler.add_noise(init, noise.to(device), timesteps[:1].repeat(shape[0]))
-        elif latents is None:
-            latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
         else:
-            latents = latents.to(device=device, dtype=self.unet.dtype)
-        latents = latents * self.scheduler.init_noise_sigma
+            if latents is None:
+                latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+            # scale the initial noise by the standard deviation the scheduler expects (1 for DDIM/DDPM,
+            # sigma_max for Euler-type samplers); add_noise above already did this for img2img
+            latents = latents.to(device=device, dtype=self.unet.dtype) * self.scheduler.init_noise_sigma
 
         # 4. Prepare extra step kwargs (eta for DDIM, generator for stochastic schedulers)
         extra_step_kwargs = self.prepare_extra_step_kwargs(generator, eta)

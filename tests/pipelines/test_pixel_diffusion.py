@@ -214,7 +214,9 @@ def test_committed_weights_adherence_floor(trained_pipe: PixelDiffusionPipeline)
     from training.art_model import checker as checker_mod
     from training.art_model.evaluate import EvalConfig, generate, prompt_sets, score
 
-    cfg = EvalConfig(n_heldout=16, n_paraphrase=0, n_seen=0, steps=20, batch_size=16)  # ~10 s on 1 free thread
+    cfg = EvalConfig(
+        n_heldout=16, n_paraphrase=0, n_seen=0, steps=20, batch_size=16
+    )  # ~10 s on 1 free thread
     items = prompt_sets(cfg)["heldout"]
     images = generate(trained_pipe, [p for _, p in items], cfg)
     result = score(checker_mod.load_checker(CHECKER_DIR), images, [s for s, _ in items])
@@ -257,3 +259,19 @@ def _cancel():
     from studio.events import CancelToken
 
     return CancelToken()
+
+
+@pytest.mark.parametrize(
+    "sampler", ["DDIM", "DPM++ 2M", "DPM++ 2M Karras", "Euler a", "Euler", "UniPC", "DDPM"]
+)
+def test_every_art_platform_sampler_works_with_the_zero_snr_schedule(
+    tiny_pipe: PixelDiffusionPipeline, sampler: str
+) -> None:
+    from pipelines.art import make_scheduler
+
+    tiny_pipe.scheduler = make_scheduler(sampler, tiny_pipe.scheduler.config)
+    out = tiny_pipe("a red circle", num_inference_steps=4, generator=_gen(0), output_type="pt").images
+    assert torch.isfinite(out).all()
+    init = PIL.Image.new("RGB", (16, 16), (200, 30, 30))
+    out = tiny_pipe("a red circle", image=init, strength=0.5, num_inference_steps=4, output_type="pt").images
+    assert torch.isfinite(out).all()

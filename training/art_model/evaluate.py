@@ -298,6 +298,29 @@ def render_results_md(payload: dict, training: dict | None, grid: str | None) ->
     ]
     if grid:
         lines += ["## Samples", "", f"![sample grid]({grid})", ""]
+    checker_json = checker_mod.CHECKER_DIR / "checker.json"
+    if checker_json.exists():
+        val = json.loads(checker_json.read_text())["val_accuracy"]
+        lines += [
+            "## The checker",
+            "",
+            "A small CNN (`checker.py`) trained on renders of all colour/shape combinations with noise, blur and "
+            "colour jitter; accuracy on clean validation renders: "
+            + ", ".join(f"{k} {_pct(v)}" for k, v in val.items())
+            + ". Chance levels: colour 12.5%, shape 25%, layout 14%, background 17%.",
+            "",
+        ]
+    lines += [
+        "## Reproduce / resume",
+        "",
+        "```",
+        "OMP_NUM_THREADS=1 python -m training.art_model.checker            # the judge (~2-5 min)",
+        "OMP_NUM_THREADS=1 python -m training.art_model.train --time-budget-min 120   # resumes from "
+        "/root/.cache/creative-studio/art-train/ckpt.pt",
+        "OMP_NUM_THREADS=1 python -m training.art_model.evaluate --early auto --write --grid assets/art_offline_grid.png",
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
