@@ -73,3 +73,15 @@ def test_any_style_image_mode(page, tmp_path: Path) -> None:
     )
     assert "Mode: image" in page.locator("#style-info textarea").input_value()
     shot(page, "style_tab_any_image")
+
+
+def test_phone_layout(page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    # on a phone the later tabs live in Gradio's "More tabs" overflow menu
+    page.get_by_role("button", name="More tabs").click()
+    page.locator(".overflow-dropdown button", has_text="Style Transfer").click()
+    run = page.locator("#style-run")
+    run.scroll_into_view_if_needed()
+    box = run.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+    shot(page, "style_tab_phone", full_page=False)
