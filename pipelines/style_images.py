@@ -37,7 +37,11 @@ class LoadedImage:
 
 
 def load_image(source: Any, role: str = "content", max_decode_pixels: int = MAX_DECODE_PIXELS) -> LoadedImage:
-    """Path, bytes, numpy array or PIL image -> LoadedImage, or a UserError a person understands."""
+    """Path, bytes, numpy array or PIL image -> LoadedImage, or a UserError a person understands.
+
+    `max_decode_pixels` is the most the caller can use: bigger images come back shrunk to it (a
+    JPEG is draft-decoded near it), with a notice; other formats above MAX_DECODE_PIXELS are refused.
+    """
     if source is None:
         raise UserError(f"No {role} image was given. Upload one first.")
     if isinstance(source, np.ndarray):
@@ -53,18 +57,10 @@ def load_image(source: Any, role: str = "content", max_decode_pixels: int = MAX_
         size = image.size
         if size[0] * size[1] > max_decode_pixels:
             image = _draft_or_refuse(image, role, max_decode_pixels)
-            notices.append(
-                f"The {role} image is {size[0]:,}×{size[1]:,} px; it was decoded at "
-                f"{image.size[0]:,}×{image.size[1]:,} to fit in memory."
-            )
         image.load()
         image = _shrink_to(image, max_decode_pixels)
     except Image.DecompressionBombError:
         image, size = _open_huge(data, role, max_decode_pixels)
-        notices.append(
-            f"The {role} image is {size[0]:,}×{size[1]:,} px; it was decoded at "
-            f"{image.size[0]:,}×{image.size[1]:,} to fit in memory."
-        )
     except UserError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
@@ -72,6 +68,11 @@ def load_image(source: Any, role: str = "content", max_decode_pixels: int = MAX_
             f"The {role} file could not be read as an image ({type(error).__name__}). "
             "Use a PNG, JPEG or WebP picture."
         ) from None
+    if image.size != size:
+        notices.append(
+            f"The {role} image is {size[0]:,}×{size[1]:,} px; it was reduced to "
+            f"{image.size[0]:,}×{image.size[1]:,} (the most this device uses) while decoding."
+        )
     return _finish(image, role, size, notices)
 
 
@@ -88,18 +89,21 @@ def _read_bytes(source: Any, role: str) -> bytes:
     return data
 
 
-def _draft_or_refuse(image: Image.Image, role: str, max_pixels: int) -> Image.Image:
-    """JPEG can decode at 1/2, 1/4 or 1/8 scale for almost nothing; other formats are refused."""
+def _draft_or_refuse(image: Image.Image, role: str, target_pixels: int) -> Image.Image:
+    """JPEG decodes at 1/2, 1/4 or 1/8 scale for almost nothing, so it is drafted near the target;
+    other formats are decoded whole up to MAX_DECODE_PIXELS (then shrunk), and refused above it."""
     w, h = image.size
     if image.format == "JPEG":
-        # draft picks the smallest of 1/1, 1/2, 1/4, 1/8 at least this big: <= 4x the budget
-        scale = (max_pixels / (w * h)) ** 0.5
+        # draft picks the smallest of 1/1, 1/2, 1/4, 1/8 at least this big: <= 4x the target
+        scale = (target_pixels / (w * h)) ** 0.5
         image.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-        if image.size[0] * image.size[1] <= 4 * max_pixels:
+        if image.size[0] * image.size[1] <= max(4 * target_pixels, MAX_DECODE_PIXELS):
             return image
+    elif w * h <= MAX_DECODE_PIXELS:
+        return image
     raise UserError(
         f"The {role} image is {w:,}×{h:,} px ({w * h / 1e6:,.0f} MP); the limit is "
-        f"{max_pixels / 1e6:,.0f} MP. Downscale it (or save it as JPEG) and try again."
+        f"{MAX_DECODE_PIXELS / 1e6:,.0f} MP. Downscale it (or save it as JPEG) and try again."
     )
 
 

@@ -246,7 +246,8 @@ class StylePipeline:
         mode = StyleMode(request.mode)
         limits = self.limits
         # 1. decode the content safely, then settle the output size
-        loaded = load_image(request.content, "content")
+        # (never decode more than the largest output can use: a huge JPEG is draft-decoded small)
+        loaded = load_image(request.content, "content", max_decode_pixels=limits.max_side**2)
         for message in loaded.notices:
             emit(Notice(message))
         content_img = self._output_sized(loaded, request, limits, emit)
@@ -290,12 +291,14 @@ class StylePipeline:
         if request.size:
             return fit_long_side(image, int(request.size))
         if max(image.size) > limits.max_side:
-            emit(
-                Notice(
-                    f"The content is {image.size[0]:,}×{image.size[1]:,} px; the result is limited to "
-                    f"{limits.max_side:,} px on the long side on this device, so it was downscaled."
+            if not loaded.notices:  # one notice per downscale is enough
+                w, h = loaded.original_size
+                emit(
+                    Notice(
+                        f"The content is {w:,}×{h:,} px; the result is limited to {limits.max_side:,} px "
+                        "on the long side on this device, so it was downscaled."
+                    )
                 )
-            )
             return fit_long_side(image, limits.max_side)
         return image
 
@@ -332,7 +335,7 @@ class StylePipeline:
         return style_fast.run_multistyle_tiled(models, content, weights, plan, on_tile), total
 
     def _style_image(self, request: StyleRequest, emit: Emit) -> Image.Image:
-        loaded = load_image(request.style_image, "style")
+        loaded = load_image(request.style_image, "style", max_decode_pixels=self.limits.max_side**2)
         for message in loaded.notices:
             emit(Notice(message))
         return loaded.rgb

@@ -284,12 +284,30 @@ def test_20000_square_png_is_refused_without_decoding(pipeline) -> None:
         list(pipeline.generate(StyleRequest(_png_header_only(20000, 20000)), CancelToken()))
 
 
+def test_decompression_bomb_sized_jpeg_is_decoded_small() -> None:
+    """14000x13000 (182 MP) is past PIL's own bomb limit (2 x 89.5 MP): PIL would refuse to open it."""
+    buf = io.BytesIO()
+    Image.new("L", (14000, 13000), 90).save(buf, format="JPEG", quality=30)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(buf.getvalue()))
+    loaded = load_image(buf.getvalue(), max_decode_pixels=4_000_000)  # the pipeline passes max_side²
+    assert loaded.original_size == (14000, 13000) and loaded.notices
+    assert loaded.rgb.size[0] * loaded.rgb.size[1] <= 4_000_000 and loaded.rgb.mode == "RGB"
+
+
 def test_huge_jpeg_is_draft_decoded_with_a_notice() -> None:
     buf = io.BytesIO()
     content_image(1600, 1200).save(buf, format="JPEG")
     loaded = load_image(buf.getvalue(), max_decode_pixels=300_000)
     assert loaded.original_size == (1600, 1200)
     assert loaded.rgb.size[0] * loaded.rgb.size[1] <= 300_000 and loaded.notices
+
+
+def test_png_above_the_target_is_reduced_not_refused() -> None:
+    buf = io.BytesIO()
+    content_image(900, 600).save(buf, format="PNG")
+    loaded = load_image(buf.getvalue(), max_decode_pixels=100_000)
+    assert loaded.rgb.size[0] * loaded.rgb.size[1] <= 100_000 and "reduced" in loaded.notices[0]
 
 
 def test_content_larger_than_the_plan_is_downscaled_with_a_notice(pipeline, monkeypatch) -> None:
