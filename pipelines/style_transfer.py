@@ -251,6 +251,16 @@ class StylePipeline:
         for message in loaded.notices:
             emit(Notice(message))
         content_img = self._output_sized(loaded, request, limits, emit)
+        if mode is StyleMode.GATYS and not request.size and max(content_img.size) > request.gatys_size:
+            # the optimised image is only as sharp as its working size: don't upscale it unasked
+            content_img = fit_long_side(content_img, int(request.gatys_size))
+            emit(
+                Notice(
+                    f"High quality results come out at the working size ({request.gatys_size} px); "
+                    "set 'Output long side' to upscale them.",
+                    level="info",
+                )
+            )
         content = to_float(content_img)
         # 2. the mode's own work
         tiles, losses, cancelled = 1, (), False

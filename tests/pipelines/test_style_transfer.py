@@ -76,7 +76,7 @@ def mean_abs(a: Image.Image, b: Image.Image) -> float:
         {"mode": StyleMode.FILTER, "filter_name": "pencil"},
         {"mode": StyleMode.FILTER, "filter_name": "cartoon"},
         {"mode": StyleMode.FILTER, "filter_name": "oil"},
-        {"mode": StyleMode.GATYS, "iterations": 3, "gatys_size": 64, "style_weight": 1e4},
+        {"mode": StyleMode.GATYS, "iterations": 3, "gatys_size": 64, "style_weight": 1e4, "size": 150},
     ],
     ids=lambda kw: (
         f"{kw['mode'].value}-{kw.get('filter_name', '')}{'-'.join(map(str, kw.get('styles', {})))}"
@@ -208,6 +208,8 @@ def test_gatys_loss_decreases_and_previews(pipeline) -> None:
         style_weight=1e4,
     )
     result, events = run(pipeline, request)
+    assert result.image.size == (64, 48)  # at the working size unless an output size is asked for
+    assert any(isinstance(e, Notice) and "working size" in e.message for e in events)
     losses = result.losses
     assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
     steps = [e for e in events if isinstance(e, Step)]
