@@ -52,11 +52,13 @@ def prepare_environment(settings: Settings) -> None:
 def create_context(settings: Settings) -> StudioContext:
     """Context plus every task's registry entries (nothing is loaded yet)."""
     from pipelines.art_models import register_art_models
+    from pipelines.music_models import register_music_models
     from pipelines.style_transfer import register_style_models
     from pipelines.writing_models import register_writing_models
 
     ctx = StudioContext.create(settings)
     register_art_models(ctx.registry, settings.data_dir)
+    register_music_models(ctx.registry, settings.data_dir)
     register_style_models(ctx.registry, settings.data_dir)
     register_writing_models(ctx.registry, settings.data_dir)
     return ctx
@@ -67,11 +69,13 @@ def build_app(ctx: StudioContext):
     import gradio as gr
 
     from pages import art_platform, writing_assistant
+    from pages import music as music_page
     from pages import style_transfer as style_page
     from pages.common import plan_markdown
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
     art = art_platform.build(ctx)
+    music = music_page.build(ctx)
     style = style_page.build(ctx)
     writing = writing_assistant.build(ctx)
 
@@ -81,6 +85,8 @@ def build_app(ctx: StudioContext):
         with gr.Tabs() as tabs:
             with gr.Tab("Art Platform", id="art"):
                 art.blocks.render()
+            with gr.Tab("Music", id="music"):
+                music.blocks.render()
             with gr.Tab("Style Transfer", id="style"):
                 style.blocks.render()
             with gr.Tab("Writing Assistant", id="writing"):

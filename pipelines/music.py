@@ -1,0 +1,703 @@
+"""Music pipeline: compose, continue, render, analyse, and text-to-music through MusicGen.
+
+Every entry point is `MusicPipeline.<task>(request, cancel) -> Iterator[Event]` on top of
+`studio.worker.stream_events`: Started -> Step* -> Finished(result), with Notices for clamps,
+trims and fallbacks. Requests that are wrong whatever the model (an unknown style, a bad key, an
+empty or corrupt file) raise UserError before any model is loaded. Every result is written
+through the OutputStore (MIDI, WAV, MP3/OGG, PNG figures) and recorded with its parameters.
+
+Compose:   BOS Style Mode -> the composer samples N bars in C major / A minor -> decode (miditok)
+           -> transpose to the requested key -> tempo, key signature, GM instrument per part
+           -> render (tinysoundfont) -> files.
+Continue:  MIDI (or audio -> pyin -> notes) -> 16th grid -> key estimate -> transpose to C/Am ->
+           tokens as the opening -> the composer continues -> the opening's notes are kept as
+           given, the new notes appended after them -> back to the key -> render -> files.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import symusic
+
+from pipelines.music_audio import (
+    PITCH_SR,
+    Analysis,
+    LoadedAudio,
+    analyse_audio,
+    estimate_tempo,
+    load_audio,
+    notes_to_score,
+    plot_mel,
+    plot_pianoroll,
+    plot_waveform,
+    track_pitch,
+)
+from pipelines.music_composer import ComposerBundle, SampleSettings, sample
+from pipelines.music_render import Audio, render, write_audio
+from pipelines.music_tokens import (
+    BAR_TICKS,
+    MAX_VOICES,
+    STYLES,
+    TPQ,
+    VOICE_NAMES,
+    Key,
+    estimate_key,
+    pitch_class_histogram,
+    transpose_score,
+    voices_score,
+)
+from studio.events import CancelToken, EtaClock, Event, Notice, Started, Step, UserError
+from studio.registry import ModelRegistry
+from studio.store import OutputStore
+from studio.worker import Emit, stream_events
+
+log = logging.getLogger(__name__)
+
+TASK = "music"  # composer registry task and output folder
+TEXT_TASK = "text-to-music"  # MusicGen registry task and output folder
+ANALYSIS_TASK = "music-analysis"
+MIN_BARS, MAX_BARS = 1, 64  # a request outside is clamped with a notice
+MIN_TEMPO, MAX_TEMPO = 30.0, 240.0  # quarter notes per minute
+MAX_OPENING_BARS = 16  # a longer MIDI opening is cut to its first 16 bars
+MAX_CONTINUE_AUDIO_S = 30.0  # pyin costs ~1 s per 10 s of audio on one thread
+MAX_ANALYSE_S = 600.0  # longer uploads are trimmed to 10 minutes
+MAX_MIDI_BYTES = 2_000_000
+MAX_MUSICGEN_S = 30.0  # MusicGen was trained on 30 s clips
+MAX_SEED = 2**32 - 1
+OUTPUT_MIDI_TPQ = 480  # what DAWs expect
+AUDIO_FORMATS = ("MP3", "OGG")
+
+STYLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "chorale": {"tempo": 80.0, "voices": 4, "instruments": (19, 19, 19, 19), "velocity": 80},
+    "folk": {"tempo": 110.0, "voices": 1, "instruments": (73, 73, 73, 73), "velocity": 90},
+    "irish": {"tempo": 120.0, "voices": 1, "instruments": (110, 110, 110, 110), "velocity": 90},
+}
+_FIFTHS_MAJOR = {0: 0, 7: 1, 2: 2, 9: 3, 4: 4, 11: 5, 6: 6, 5: -1, 10: -2, 3: -3, 8: -4, 1: -5}
+
+
+# -- requests and results ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    style: str = "chorale"  # chorale | folk | irish
+    key: str = "C major"  # "<tonic> <major|minor>"
+    tempo: float = 0.0  # quarter notes per minute; 0 = the style's default
+    bars: int = 8  # length in 4/4 bars, clamped to [1, 64]
+    temperature: float = 0.9  # sampling temperature
+    top_k: int = 0  # 0 = full distribution
+    seed: int = -1  # -1 = random; the seed used is reported
+    instruments: tuple[int, ...] = ()  # GM program per part (soprano/melody first); () = style default
+    audio_format: str = "MP3"  # compressed copy next to the WAV: MP3 | OGG
+    model_id: str = ""  # "" = the bundled composer
+
+
+@dataclass(frozen=True)
+class ContinueRequest:
+    midi_path: str | None = None  # an opening as MIDI ...
+    audio_path: str | None = None  # ... or as a sung/played clip (pyin)
+    style: str = "folk"
+    bars: int = 8  # new bars after the opening
+    key: str = "auto"  # "auto" = estimated from the opening
+    tempo: float = 0.0  # 0 = from the file (MIDI tempo, or beat tracking of the audio)
+    temperature: float = 0.9
+    top_k: int = 0
+    seed: int = -1
+    instruments: tuple[int, ...] = ()
+    audio_format: str = "MP3"
+    model_id: str = ""
+
+
+@dataclass(frozen=True)
+class AnalyseRequest:
+    audio_path: str | None = None  # any audio, or a generated WAV
+    midi_path: str | None = None  # optional; rendered when no audio is given; drawn as a pianoroll
+
+
+@dataclass(frozen=True)
+class TextToMusicRequest:
+    prompt: str
+    duration_s: float = 8.0
+    guidance_scale: float = 3.0  # classifier-free guidance (MusicGen's default)
+    temperature: float = 1.0
+    top_k: int = 250  # MusicGen's default
+    seed: int = -1
+    audio_format: str = "MP3"
+    model_id: str = ""  # "" = the task default (the debug tiny model offline)
+
+
+@dataclass(frozen=True)
+class MusicFiles:
+    midi: Path | None
+    wav: Path
+    compressed: Path  # MP3 or OGG
+    pianoroll: Path | None = None
+
+
+@dataclass(frozen=True)
+class MusicResult:
+    title: str
+    audio: Audio
+    files: MusicFiles
+    params: dict[str, Any]  # everything saved with the record
+    record_id: int
+    score: symusic.Score | None = None  # the written MIDI (480 tpq), None for MusicGen
+    opening_notes: int = 0  # continuation: how many notes came from the opening
+    compute_s: float = 0.0  # wall time of compose (or generate) + render
+
+    @property
+    def summary(self) -> str:
+        p = self.params
+        parts = [self.title, f"{self.audio.duration_s:.1f} s"]
+        if "key" in p:
+            parts.append(f"{p['key']}, {p['tempo']:.0f} BPM, {p['bars']} bars")
+        if "seed" in p:
+            parts.append(f"seed {p['seed']}")
+        if self.compute_s:
+            parts.append(
+                f"made in {self.compute_s:.2f} s ({self.audio.duration_s / self.compute_s:.0f}× realtime)"
+            )
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    analysis: Analysis
+    figures: dict[str, Path] = field(default_factory=dict)  # waveform, mel, pianoroll
+    record_id: int = 0
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def parse_seed(value: Any) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return -1
+    try:
+        seed = int(value.strip()) if isinstance(value, str) else int(float(value))
+    except (TypeError, ValueError):
+        raise UserError(f"Seed must be a whole number (or -1 for random), not {str(value)[:40]!r}.") from None
+    if seed < -1 or seed > MAX_SEED:
+        raise UserError(f"Seed must be between 0 and {MAX_SEED}, or -1 for random.")
+    return seed
+
+
+def parse_key(text: str) -> Key:
+    try:
+        return Key.parse(text)
+    except ValueError:
+        raise UserError(
+            f"Unknown key {text!r}: use a tonic and a mode, like 'D minor' or 'Bb major'."
+        ) from None
+
+
+def clamp_bars(bars: Any, notices: list[str], what: str = "Length") -> int:
+    try:
+        value = float(bars)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a number of bars (got {str(bars)[:40]!r}).") from None
+    if not math.isfinite(value):
+        raise UserError(f"{what} must be a finite number of bars.")
+    n = int(round(value))
+    if n < MIN_BARS or n > MAX_BARS:
+        clamped = min(max(n, MIN_BARS), MAX_BARS)
+        notices.append(f"{what} of {n:,} bars is outside {MIN_BARS}–{MAX_BARS}; using {clamped}.")
+        return clamped
+    return n
+
+
+def clamp_tempo(tempo: float, default: float, notices: list[str]) -> float:
+    tempo = float(tempo or 0) or default
+    if not MIN_TEMPO <= tempo <= MAX_TEMPO:
+        clamped = min(max(tempo, MIN_TEMPO), MAX_TEMPO)
+        notices.append(f"Tempo {tempo:g} BPM is outside {MIN_TEMPO:g}–{MAX_TEMPO:g}; using {clamped:g}.")
+        tempo = clamped
+    return tempo
+
+
+def check_common(style: str, temperature: float, audio_format: str, instruments: tuple[int, ...]) -> None:
+    if style not in STYLES:
+        raise UserError(f"Unknown style {style!r}. Choose one of: {', '.join(STYLES)}.")
+    if not 0.05 <= float(temperature) <= 2.0:
+        raise UserError(f"Temperature must be between 0.05 and 2 (got {temperature}).")
+    if audio_format not in AUDIO_FORMATS:
+        raise UserError(f"Audio format must be one of {', '.join(AUDIO_FORMATS)}.")
+    for program in instruments:
+        if not 0 <= int(program) <= 127:
+            raise UserError(f"GM instrument numbers are 0–127 (got {program}).")
+
+
+def validate_compose(request: ComposeRequest) -> tuple[ComposeRequest, Key, list[str]]:
+    notices: list[str] = []
+    check_common(request.style, request.temperature, request.audio_format, request.instruments)
+    key = parse_key(request.key)
+    bars = clamp_bars(request.bars, notices)
+    tempo = clamp_tempo(request.tempo, STYLE_DEFAULTS[request.style]["tempo"], notices)
+    seed = parse_seed(request.seed)
+    seed = random.randint(0, MAX_SEED) if seed == -1 else seed
+    instruments = _instruments(request.instruments, request.style)
+    cleaned = replace(request, key=key.name, bars=bars, tempo=tempo, seed=seed, instruments=instruments)
+    return cleaned, key, notices
+
+
+def _instruments(given: tuple[int, ...], style: str) -> tuple[int, ...]:
+    default = STYLE_DEFAULTS[style]["instruments"]
+    out = [int(p) for p in given][:MAX_VOICES]
+    return tuple(out + list(default[len(out) :]))
+
+
+# -- scores --------------------------------------------------------------------------------------
+
+
+def key_signature(key: Key) -> symusic.KeySignature:
+    major_tonic = key.tonic if key.mode == "major" else (key.tonic + 3) % 12
+    return symusic.KeySignature(0, _FIFTHS_MAJOR[major_tonic], 0 if key.mode == "major" else 1)
+
+
+def finish_score(
+    voices: list[list[tuple[int, int, int]]],
+    key: Key,
+    tempo: float,
+    instruments: tuple[int, ...],
+    total_bars: int,
+    velocity: int,
+    hold_last: bool = True,
+) -> symusic.Score:
+    """Voices on the 16th grid, in the final key -> a 480-tpq MIDI score of exactly total_bars.
+
+    Notes past the last bar are dropped or cut; with `hold_last` the final onset's notes are held
+    to the last bar line (a cadence, and a file whose length is the requested length).
+    """
+    end = total_bars * BAR_TICKS
+    melody_only = len(voices) == 1
+    score = symusic.Score(TPQ)
+    last_onset = max((s for voice in voices for s, _, _ in voice if s < end), default=0)
+    for index, notes in enumerate(voices):
+        name = "Melody" if melody_only else VOICE_NAMES[index]
+        track = symusic.Track(name=name, program=int(instruments[index % len(instruments)]))
+        for start, duration, pitch in sorted(notes):
+            if start >= end:
+                continue
+            stop = min(start + duration, end)
+            if hold_last and start == last_onset:
+                stop = end
+            accent = 10 if start % BAR_TICKS == 0 else 0  # a little weight on each downbeat
+            track.notes.append(
+                symusic.Note(start, max(1, stop - start), int(pitch), min(127, velocity + accent))
+            )
+        score.tracks.append(track)
+    score.tempos.append(symusic.Tempo(0, qpm=float(tempo)))
+    score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
+    score.key_signatures.append(key_signature(key))
+    return score.resample(OUTPUT_MIDI_TPQ)
+
+
+def score_voices(score: symusic.Score) -> list[list[tuple[int, int, int]]]:
+    """A decoded (4-tpq, Program_i tracks) score -> notes per voice index."""
+    voices: list[list[tuple[int, int, int]]] = [[] for _ in range(MAX_VOICES)]
+    for track in score.tracks:
+        voice = min(int(track.program), MAX_VOICES - 1)
+        voices[voice].extend((int(n.time), int(n.duration), int(n.pitch)) for n in track.notes)
+    while voices and not voices[-1]:
+        voices.pop()
+    return voices or [[]]
+
+
+def compose_voices(
+    bundle: ComposerBundle,
+    style: str,
+    key: Key,
+    bars: int,
+    temperature: float,
+    seed: int,
+    top_k: int = 0,
+    cancel: CancelToken | None = None,
+    on_bar: Callable[[int, int], None] | None = None,
+) -> list[list[tuple[int, int, int]]]:
+    """Sample `bars` bars and return the notes per voice, transposed to `key`."""
+    settings = SampleSettings(bars, temperature, top_k, seed, STYLE_DEFAULTS[style]["voices"])
+    body = sample(bundle, style, key.mode, settings, cancel=cancel, on_bar=on_bar)
+    decoded = bundle.tokenizer.decode(body)
+    shifted = transpose_score(decoded, key.shift_from_normal)
+    return score_voices(shifted)
+
+
+# -- reading MIDI openings -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opening:
+    voices: list[list[tuple[int, int, int]]]  # 16th grid, original pitches
+    tempo: float
+    bars: int  # bars spanned (the last may be partial)
+    notices: tuple[str, ...] = ()
+
+
+def read_midi(path: str | Path) -> symusic.Score:
+    path = Path(path)
+    if not path.exists():
+        raise UserError("The MIDI file is missing (the upload may have expired); upload it again.")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError("The MIDI file is empty (zero bytes).")
+    if size > MAX_MIDI_BYTES:
+        raise UserError(f"The MIDI file is {size / 1e6:.1f} MB; the limit is {MAX_MIDI_BYTES / 1e6:.0f} MB.")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != b"MThd":
+        raise UserError(f"'{path.name}' is not a MIDI file (it does not start with the MThd header).")
+    try:
+        score = symusic.Score(str(path))
+    except Exception as error:  # noqa: BLE001 - symusic raises RuntimeError/ValueError variants
+        raise UserError(
+            f"'{path.name}' could not be read as MIDI: it looks corrupt ({str(error)[:80]})."
+        ) from None
+    if score.note_num() == 0:
+        raise UserError(f"'{path.name}' contains no notes.")
+    return score
+
+
+def opening_from_score(score: symusic.Score, tempo_override: float = 0.0) -> Opening:
+    """Up to 4 pitched parts (highest first), quantized to 16ths, cut to MAX_OPENING_BARS."""
+    notices: list[str] = []
+    tracks = [t for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not tracks:
+        raise UserError("The MIDI file has no pitched notes (only drums).")
+    if len(tracks) > MAX_VOICES:
+        notices.append(f"The file has {len(tracks)} parts; the {MAX_VOICES} busiest were kept.")
+        tracks = sorted(tracks, key=lambda t: len(t.notes), reverse=True)[:MAX_VOICES]
+    tracks = sorted(tracks, key=lambda t: -float(np.mean([n.pitch for n in t.notes])))
+    tempo = float(tempo_override) or (float(score.tempos[0].qpm) if len(score.tempos) else 120.0)
+    scale = TPQ / score.ticks_per_quarter
+    first = min(int(t.notes[0].time) for t in tracks)
+    offset = (int(round(first * scale)) // BAR_TICKS) * BAR_TICKS  # skip silent leading bars
+    limit = MAX_OPENING_BARS * BAR_TICKS
+    voices: list[list[tuple[int, int, int]]] = []
+    cut = False
+    for track in tracks:
+        notes = []
+        for note in track.notes:
+            start = int(round(note.time * scale)) - offset
+            if start >= limit:
+                cut = True
+                continue
+            duration = max(1, int(round(note.duration * scale)))
+            notes.append((start, duration, int(note.pitch)))
+        voices.append(sorted(set(notes)))
+    if cut:
+        notices.append(f"The opening was cut to its first {MAX_OPENING_BARS} bars.")
+    end = max(s + d for v in voices for s, d, _ in v)
+    last_onset = max(s for v in voices for s, _, _ in v)
+    bars = last_onset // BAR_TICKS + 1
+    del end
+    return Opening(voices, tempo, bars, tuple(notices))
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+
+class MusicPipeline:
+    def __init__(self, registry: ModelRegistry, store: OutputStore) -> None:
+        self.registry = registry
+        self.store = store
+
+    # compose ---------------------------------------------------------------------------------
+    def compose(self, request: ComposeRequest, cancel: CancelToken) -> Iterator[Event]:
+        validate_compose(request)  # fail fast, before a model loads
+        return stream_events(lambda emit: self._compose(request, cancel, emit), cancel)
+
+    def _compose(self, request: ComposeRequest, cancel: CancelToken, emit: Emit) -> MusicResult:
+        request, key, notices = validate_compose(request)
+        for message in notices:
+            emit(Notice(message))
+        bundle = self._composer(request.model_id, emit)
+        total = request.bars + 1
+        emit(Started(total, f"compose · {request.style} · {key.name} · {request.bars} bars"))
+        clock = EtaClock(total)
+        t0 = time.perf_counter()
+
+        def on_bar(done: int, _: int) -> None:
+            emit(Step(done, total, None, clock.eta(done), {"bars": done}))
+
+        voices = compose_voices(
+            bundle,
+            request.style,
+            key,
+            request.bars,
+            request.temperature,
+            request.seed,
+            request.top_k,
+            cancel,
+            on_bar,
+        )
+        style = STYLE_DEFAULTS[request.style]
+        score = finish_score(voices, key, request.tempo, request.instruments, request.bars, style["velocity"])
+        params = asdict(request) | {"model_id": bundle.label or "music-composer", "mode": "compose"}
+        title = f"{request.style} in {key.name}"
+        return self._render_and_save(score, params, title, request.audio_format, cancel, emit, total, t0)
+
+    # continue --------------------------------------------------------------------------------
+    def continue_piece(self, request: ContinueRequest, cancel: CancelToken) -> Iterator[Event]:
+        if not request.midi_path and not request.audio_path:
+            raise UserError("Upload a MIDI file or an audio clip to continue.")
+        check_common(request.style, request.temperature, request.audio_format, request.instruments)
+        if request.key.strip().lower() != "auto":
+            parse_key(request.key)
+        if request.midi_path:
+            read_midi(request.midi_path)  # corrupt/empty files fail here, before a model loads
+        return stream_events(lambda emit: self._continue(request, cancel, emit), cancel)
+
+    def _continue(self, request: ContinueRequest, cancel: CancelToken, emit: Emit) -> MusicResult:
+        notices: list[str] = []
+        bars = clamp_bars(request.bars, notices, "New length")
+        seed = parse_seed(request.seed)
+        seed = random.randint(0, MAX_SEED) if seed == -1 else seed
+        # 1. the opening, from MIDI or from audio through pyin
+        source = "midi" if request.midi_path else "audio"
+        if request.midi_path:
+            opening = opening_from_score(read_midi(request.midi_path), request.tempo)
+        else:
+            opening = self._opening_from_audio(request, emit)
+        notices.extend(opening.notices)
+        tempo = clamp_tempo(opening.tempo, STYLE_DEFAULTS[request.style]["tempo"], notices)
+        for message in notices:
+            emit(Notice(message))
+        # 2. key: given, or estimated from the opening's pitch classes (Krumhansl-Kessler)
+        if request.key.strip().lower() == "auto":
+            key = estimate_key(pitch_class_histogram(voices_score(opening.voices)))
+            emit(Notice(f"Opening key estimated as {key.name}.", "info"))
+        else:
+            key = parse_key(request.key)
+        bundle = self._composer(request.model_id, emit)
+        total = bars + 1
+        emit(Started(total, f"continue · {request.style} · {key.name} · +{bars} bars"))
+        clock = EtaClock(total)
+        t0 = time.perf_counter()
+        # 3. opening -> C/Am tokens -> the composer continues it
+        normal = transpose_score(voices_score(opening.voices), -key.shift_from_normal)
+        opening_ids = list(bundle.tokenizer.encode(normal).ids)
+        settings = SampleSettings(bars, request.temperature, request.top_k, seed, len(opening.voices))
+
+        def on_bar(done: int, _: int) -> None:
+            emit(Step(done, total, None, clock.eta(done), {"bars": done}))
+
+        body = sample(bundle, request.style, key.mode, settings, opening_ids, cancel, on_bar)
+        generated = score_voices(transpose_score(bundle.tokenizer.decode(body), key.shift_from_normal))
+        # 4. keep the opening as given; in each voice append only the new notes that start once
+        #    that voice's last opening note has ended (and after the opening's last onset)
+        last_onset = max(s for v in opening.voices for s, _, _ in v)
+        voices = [list(v) for v in opening.voices]
+        for index, notes in enumerate(generated[: len(voices)]):
+            voice_end = max((s + d for s, d, _ in opening.voices[index]), default=0)
+            voices[index].extend(n for n in notes if n[0] > last_onset and n[0] >= voice_end)
+        instruments = _instruments(request.instruments, request.style)
+        total_bars = opening.bars + bars
+        style = STYLE_DEFAULTS[request.style]
+        score = finish_score(voices, key, tempo, instruments, total_bars, style["velocity"], hold_last=True)
+        opening_count = sum(len(v) for v in opening.voices)
+        params = {
+            "mode": f"continue-{source}",
+            "source_file": Path(request.midi_path or request.audio_path or "").name,
+            "style": request.style,
+            "key": key.name,
+            "tempo": tempo,
+            "bars": total_bars,
+            "new_bars": bars,
+            "opening_bars": opening.bars,
+            "opening_notes": opening_count,
+            "temperature": request.temperature,
+            "top_k": request.top_k,
+            "seed": seed,
+            "instruments": list(instruments),
+            "audio_format": request.audio_format,
+            "model_id": bundle.label or "music-composer",
+        }
+        title = f"continuation ({request.style}) in {key.name}"
+        result = self._render_and_save(score, params, title, request.audio_format, cancel, emit, total, t0)
+        return replace(result, opening_notes=opening_count)
+
+    def _opening_from_audio(self, request: ContinueRequest, emit: Emit) -> Opening:
+        audio = load_audio(request.audio_path or "", MAX_CONTINUE_AUDIO_S, PITCH_SR)
+        if audio.notice:
+            emit(Notice(audio.notice))
+        if float(np.max(np.abs(audio.samples))) < 1e-4:
+            raise UserError("No pitch found: the clip is silent.")
+        emit(Notice("Tracking pitch with pyin…", "info"))
+        tracked = track_pitch(audio)
+        if not tracked.notes:
+            raise UserError(
+                "No pitch found in the clip: pyin heard no steady notes. Try a clearer melody, "
+                "one voice or instrument, without much reverb."
+            )
+        tempo = float(request.tempo) or min(max(estimate_tempo(audio), 60.0), 180.0)
+        score = notes_to_score(tracked.notes, tempo)
+        opening = opening_from_score(score, tempo)
+        message = f"Heard {len(tracked.notes)} notes ({tracked.voiced_fraction:.0%} of the clip voiced) at ≈{tempo:.0f} BPM."
+        return replace(opening, notices=(*opening.notices, message))
+
+    # analyse ---------------------------------------------------------------------------------
+    def analyse(self, request: AnalyseRequest, cancel: CancelToken) -> Iterator[Event]:
+        if not request.audio_path and not request.midi_path:
+            raise UserError("Upload an audio file (or a MIDI file) to analyse, or compose something first.")
+        if request.midi_path:
+            read_midi(request.midi_path)
+        return stream_events(lambda emit: self._analyse(request, cancel, emit), cancel)
+
+    def _analyse(self, request: AnalyseRequest, cancel: CancelToken, emit: Emit) -> AnalysisResult:
+        total = 4
+        emit(Started(total, "analyse"))
+        score = read_midi(request.midi_path) if request.midi_path else None
+        # 1. audio: the upload, or the MIDI rendered
+        if request.audio_path:
+            audio = load_audio(request.audio_path, MAX_ANALYSE_S)
+            if audio.notice:
+                emit(Notice(audio.notice))
+        else:
+            assert score is not None
+            rendered = render(score)
+            audio = loaded_from(rendered)
+        emit(Step(1, total, None, None, {"stage": "loaded"}))
+        cancel.raise_if_cancelled()
+        # 2. tempo, beats and key
+        analysis = analyse_audio(audio)
+        emit(Step(2, total, None, None, {"stage": "tempo and key"}))
+        cancel.raise_if_cancelled()
+        # 3. figures
+        figures = {
+            "waveform": self.store.write(
+                ANALYSIS_TASK, ".png", lambda p: plot_waveform(audio, analysis.beats_s, p)
+            ),
+            "mel": self.store.write(ANALYSIS_TASK, ".png", lambda p: plot_mel(audio, p)),
+        }
+        emit(Step(3, total, None, None, {"stage": "plots"}))
+        if score is not None:
+            figures["pianoroll"] = self.store.write(
+                ANALYSIS_TASK, ".png", lambda p: plot_pianoroll(score, p, "Pianoroll of the MIDI")
+            )
+        analysis.figures = figures
+        params = {
+            "audio": Path(request.audio_path).name if request.audio_path else "",
+            "midi": Path(request.midi_path).name if request.midi_path else "",
+            "tempo_bpm": analysis.tempo_bpm,
+            "beats": len(analysis.beats_s),
+            "key": analysis.key,
+            "key_confidence": analysis.key_confidence,
+            "duration_s": analysis.duration_s,
+        }
+        record = self.store.record(ANALYSIS_TASK, f"analysis: {analysis.key}", params, list(figures.values()))
+        emit(Step(4, total, None, None, {"stage": "saved"}))
+        return AnalysisResult(analysis, figures, record.id)
+
+    # text to music (MusicGen) ----------------------------------------------------------------
+    def text_to_music(self, request: TextToMusicRequest, cancel: CancelToken) -> Iterator[Event]:
+        if not (request.prompt or "").strip():
+            raise UserError(
+                "The prompt is empty. Describe the music, e.g. 'calm lo-fi piano with soft drums'."
+            )
+        if request.audio_format not in AUDIO_FORMATS:
+            raise UserError(f"Audio format must be one of {', '.join(AUDIO_FORMATS)}.")
+        if not 0 <= float(request.guidance_scale) <= 15:
+            raise UserError(f"Guidance must be between 0 and 15 (got {request.guidance_scale}).")
+        parse_seed(request.seed)
+        return stream_events(lambda emit: self._text_to_music(request, cancel, emit), cancel)
+
+    def _text_to_music(self, request: TextToMusicRequest, cancel: CancelToken, emit: Emit) -> MusicResult:
+        from pipelines.music_musicgen import MusicGenModel, generate_musicgen
+
+        duration = float(request.duration_s)
+        if not 1.0 <= duration <= MAX_MUSICGEN_S:
+            clamped = min(max(duration, 1.0), MAX_MUSICGEN_S)
+            emit(Notice(f"Duration {duration:g} s is outside 1–{MAX_MUSICGEN_S:g} s; using {clamped:g} s."))
+            duration = clamped
+        seed = parse_seed(request.seed)
+        seed = random.randint(0, MAX_SEED) if seed == -1 else seed
+        loaded = self.registry.load(request.model_id, TEXT_TASK)
+        if loaded.notice:
+            emit(Notice(loaded.notice))
+        mg: MusicGenModel = loaded.model
+        total = max(1, int(round(duration * mg.frame_rate)))
+        emit(Started(total, f"MusicGen · {loaded.entry.display} · {duration:g} s"))
+        clock = EtaClock(total)
+        t0 = time.perf_counter()
+
+        def on_frame(done: int, n: int) -> None:
+            emit(Step(done, n, None, clock.eta(done), {"seconds": done / mg.frame_rate}))
+
+        wave = generate_musicgen(
+            mg,
+            request.prompt.strip(),
+            duration,
+            float(request.guidance_scale),
+            seed,
+            cancel,
+            on_frame,
+            float(request.temperature),
+            int(request.top_k),
+        )
+        audio = Audio(np.repeat(wave[:, None], 2, axis=1), mg.sampling_rate)
+        params = asdict(request) | {"duration_s": duration, "seed": seed, "model_id": loaded.entry.id}
+        files = self._save_audio(TEXT_TASK, audio, request.audio_format)
+        record = self.store.record(
+            TEXT_TASK, request.prompt.strip()[:200], params, [files.wav, files.compressed]
+        )
+        return MusicResult(
+            request.prompt.strip()[:80], audio, files, params, record.id, None, 0, time.perf_counter() - t0
+        )
+
+    # shared ----------------------------------------------------------------------------------
+    def _composer(self, model_id: str, emit: Emit) -> ComposerBundle:
+        loaded = self.registry.load(model_id, TASK)
+        if loaded.notice:
+            emit(Notice(loaded.notice))
+        return loaded.model
+
+    def _save_audio(self, task: str, audio: Audio, fmt: str) -> MusicFiles:
+        wav = self.store.write(task, ".wav", lambda p: write_audio(audio, p, "WAV"))
+        compressed = self.store.write(task, "." + fmt.lower(), lambda p: write_audio(audio, p, fmt))
+        return MusicFiles(None, wav, compressed)
+
+    def _render_and_save(
+        self,
+        score: symusic.Score,
+        params: dict[str, Any],
+        title: str,
+        fmt: str,
+        cancel: CancelToken,
+        emit: Emit,
+        total: int,
+        t0: float,
+    ) -> MusicResult:
+        cancel.raise_if_cancelled()
+        audio = render(score)
+        compute = time.perf_counter() - t0
+        emit(Step(total, total, None, 0.0, {"stage": "rendered"}))
+        midi = self.store.write(TASK, ".mid", lambda p: score.dump_midi(str(p)))
+        files = self._save_audio(TASK, audio, fmt)
+        roll = self.store.write(TASK, ".png", lambda p: plot_pianoroll(score, p, title))
+        files = replace(files, midi=midi, pianoroll=roll)
+        params = params | {
+            "duration_s": round(audio.duration_s, 3),
+            "notes": score.note_num(),
+            "gm_programs": [t.program for t in score.tracks],
+        }
+        record = self.store.record(TASK, title, params, [midi, files.wav, files.compressed, roll])
+        return MusicResult(title, audio, files, params, record.id, score, 0, compute)
+
+
+def loaded_from(audio: Audio, sample_rate: int = 22050) -> LoadedAudio:
+    """A rendered stereo Audio -> the mono LoadedAudio the analysis expects."""
+    import librosa
+
+    mono = librosa.resample(audio.mono, orig_sr=audio.sample_rate, target_sr=sample_rate, res_type="soxr_hq")
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    duration = len(mono) / sample_rate
+    return LoadedAudio(mono, sample_rate, duration, duration)
