@@ -5,6 +5,10 @@ round-robin in one process so machine noise hits both alike; the ratio uses each
 run (noise on a shared box only adds time), the median ratio is reported beside it. The streamed side is the whole
 pipeline a user runs: validation, the worker thread, the streamer decoding a full snapshot per
 token, Step events, the cancel check every token, and the Markdown save. Goal: ratio ≥ 0.97.
+`generate_call_ratio` isolates the per-token cost (the generate call with the streamer and Stop
+check); `pipeline_fixed_overhead_ms` is the per-request rest (mostly the ~20 ms save), which only
+matters for a tiny model. `hooks_share_of_token_time` times the per-token hooks alone (worst case:
+a snapshot every token), a noise-free bound for the per-token part when the box is busy.
 
 Also reports time to first token: inside generate (prefill + first step) and as the consumer sees
 it (request -> first Step event). SmolLM2's safetensors cache lives in the app's data dir
@@ -14,6 +18,7 @@ it (request -> first Step event). SmolLM2's safetensors cache lives in the app's
 from __future__ import annotations
 
 import logging
+import queue
 import statistics
 import tempfile
 import time
@@ -23,14 +28,18 @@ from typing import Any
 import torch
 
 from pipelines.writing import (
+    CancelCriteria,
     SamplingParams,
+    TextSnapshotStreamer,
     WritingModel,
     WritingPipeline,
     WritingRequest,
     build_prompt,
     encode_prompt,
     generation_kwargs,
+    tidy_output,
 )
+from pipelines.writing import _Progress as Progress
 from pipelines.writing_models import DEBUG_ID, SMOLLM2_ID, register_writing_models
 from studio.context import StudioContext
 from studio.events import CancelToken, Finished, Step
@@ -50,6 +59,24 @@ def _context() -> StudioContext:
     return ctx
 
 
+def hooks_ms_per_token(model: WritingModel, prompt: torch.Tensor, new_ids: list[int]) -> float:
+    """Cost of the per-token hooks alone, off the noisy clock of a whole run: the streamer decoding a
+    snapshot at EVERY token (the worst case, no 20 ms throttle), the Step it emits, the Stop check."""
+    events: queue.Queue = queue.Queue()
+    progress = Progress(events.put, len(new_ids))
+    streamer = TextSnapshotStreamer(model.tokenizer, lambda t, n: progress.step(tidy_output(t), n), 0.0)
+    criteria = CancelCriteria(CancelToken())
+    sequence = prompt
+    started = time.perf_counter()
+    streamer.put(prompt)
+    for token in new_ids:
+        sequence = torch.cat([sequence, torch.tensor([[token]])], dim=1)  # [1, len + 1], as generate grows it
+        streamer.put(torch.tensor([token]))
+        criteria(sequence, None)
+    streamer.end()
+    return (time.perf_counter() - started) / len(new_ids) * 1000
+
+
 def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict[str, Any]:
     torch.set_num_threads(1)
     # 1. load once (the first SmolLM2 load may convert the GGUF)
@@ -62,10 +89,13 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
     ids = torch.tensor([encode_prompt(model.tokenizer, build_prompt(request))])  # [1, prompt_len]
     kwargs = generation_kwargs(sampling, model.tokenizer)
 
+    generated: list[int] = []
+
     def plain() -> dict[str, float]:
         with torch.inference_mode():
             out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
         assert out.shape[1] - ids.shape[1] == tokens
+        generated[:] = out[0, ids.shape[1] :].tolist()
         return {}
 
     def streamed() -> dict[str, float]:
@@ -77,12 +107,16 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
             elif isinstance(event, Finished):
                 result = event.result
         assert result.tokens == tokens
-        return {"ttft_s": result.ttft_s or 0.0, "ttft_pipeline_s": first_step or 0.0}
+        return {
+            "ttft_s": result.ttft_s or 0.0,
+            "ttft_pipeline_s": first_step or 0.0,
+            "generate_s": result.seconds,
+        }
 
     # 2. warm up both, then alternate them round-robin
     plain(), streamed()
     times: dict[str, list[float]] = {"plain": [], "streamed": []}
-    ttft: dict[str, list[float]] = {"ttft_s": [], "ttft_pipeline_s": []}
+    ttft: dict[str, list[float]] = {"ttft_s": [], "ttft_pipeline_s": [], "generate_s": []}
     for _ in range(rounds):
         for name, fn in (("plain", plain), ("streamed", streamed)):
             t0 = time.perf_counter()
@@ -94,6 +128,13 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
     plain_s, streamed_s = min(times["plain"]), min(times["streamed"])
     ratio = plain_s / streamed_s  # = streamed tokens/s ÷ plain tokens/s
     median_ratio = statistics.median(times["plain"]) / statistics.median(times["streamed"])
+    # the streamed generate call alone (streamer + Stop check per token, consumer thread running)
+    generate_ratio = plain_s / min(ttft["generate_s"])
+    # what the pipeline adds around generate: validation, prompt, thread, Markdown file + SQLite row
+    fixed_ms = (
+        statistics.median(w - g for w, g in zip(times["streamed"], ttft["generate_s"], strict=True)) * 1000
+    )
+    hooks_ms = statistics.median(hooks_ms_per_token(model, ids, generated) for _ in range(3))
     return {
         "model": model_id,
         "new_tokens": tokens,
@@ -103,6 +144,10 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
         "streamed_pipeline_tps": round(tokens / streamed_s, 2),
         "stream_vs_generate_tps_ratio": round(ratio, 4),
         "ratio_of_medians": round(median_ratio, 4),
+        "generate_call_ratio": round(generate_ratio, 4),
+        "pipeline_fixed_overhead_ms": round(fixed_ms, 1),
+        "hooks_ms_per_token": round(hooks_ms, 4),
+        "hooks_share_of_token_time": round(hooks_ms / (plain_s / tokens * 1000), 5),
         "goal": GOAL,
         "meets_goal": ratio >= GOAL,
         "ttft_s": round(statistics.median(ttft["ttft_s"]), 4),

@@ -33,7 +33,7 @@ from pipelines.writing import (
     save_markdown,
 )
 from studio.context import StudioContext
-from studio.events import Finished, Started, Step, UserError
+from studio.events import Finished, Notice, Started, Step, UserError
 
 # the UI's modes; "outline" is the article's first step, with its own button
 UI_MODES = ["story", "poem", "continue", "article", "rewrite", "titles"]
@@ -159,8 +159,10 @@ def build(ctx: StudioContext) -> WritingPage:
                 )
                 with gr.Row():
                     export_btn = gr.Button("Export Markdown", size="sm")
-                    export_file = gr.File(label="Markdown file", interactive=False, height=60)
-        with gr.Accordion("History", open=False) as history_box:
+                    export_file = gr.File(
+                        label="Markdown file", interactive=False, visible=False, elem_id="writing-export"
+                    )
+        with gr.Accordion("History", open=False, elem_id="writing-history-box") as history_box:
             refresh_btn = gr.Button("Refresh history", size="sm")
             history = gr.Dataframe(
                 headers=["id", "when", "title"],
@@ -170,8 +172,8 @@ def build(ctx: StudioContext) -> WritingPage:
                 elem_id="writing-history",
             )
             with gr.Row():
-                history_text = gr.Markdown(label="Selected text")
-                history_file = gr.File(label="Selected file", interactive=False)
+                history_text = gr.Markdown(label="Selected text", elem_id="writing-history-text")
+                history_file = gr.File(label="Selected file", interactive=False, visible=False)
         gr.Markdown(plan_markdown(ctx))
 
         last = gr.State(None)  # {"text", "path", "record_id", "title"} of the last result
@@ -185,9 +187,12 @@ def build(ctx: StudioContext) -> WritingPage:
             """Stream one request; yields (text, stats, last-result state) updates."""
             with ctx.jobs.job(session_key(http)) as cancel:
                 for event in follow(pipeline.generate(request, cancel)):
-                    if isinstance(event, Started):
+                    if isinstance(event, Notice):
+                        yield gr.skip(), f"*{event.message}*", gr.skip()  # e.g. the one-time GGUF conversion
+                    elif isinstance(event, Started):
                         yield gr.skip(), stats_line(event), gr.skip()
-                    elif isinstance(event, Step):
+                    elif isinstance(event, Step) and not cancel.cancelled:
+                        # once Stop is pressed its message owns the stats line; the text is saved either way
                         yield event.preview, stats_line(event), gr.skip()
                     elif isinstance(event, Finished):
                         result: WritingResult = event.result
@@ -364,13 +369,16 @@ def build(ctx: StudioContext) -> WritingPage:
                 raise UserError("There is no text to export yet. Write something first.")
             if state and state.get("path") and text == state.get("text"):
                 return state["path"]
-            title = (state or {}).get("title") or f"Edited text: {text.strip().splitlines()[0][:60]}"
-            params = {"edited": True, "from_record": (state or {}).get("record_id")}
+            # edited after generation, or the result of a stopped run (whose own save the page never saw)
+            title = (state or {}).get("title") or f"Exported: {text.strip().splitlines()[0][:60]}"
+            params = {"exported_from_editor": True, "from_record": (state or {}).get("record_id")}
             record = save_markdown(ctx.store, title, text, params)
             gr.Info(f"Saved as #{record.id}.")
             return str(record.files[0])
 
-        export_btn.click(export, [output, last], export_file, api_name="writing_export")
+        export_btn.click(export, [output, last], export_file, api_name="writing_export").success(
+            lambda: gr.File(visible=True), None, export_file, api_name=False, queue=False
+        )
 
         def load_history() -> list[list[Any]]:
             return [[r.id, r.when, r.title] for r in ctx.store.history(TASK, HISTORY_SIZE) if r.files]
@@ -379,8 +387,8 @@ def build(ctx: StudioContext) -> WritingPage:
             row = evt.row_value if getattr(evt, "row_value", None) else None
             record = ctx.store.get(int(row[0])) if row else None
             if record is None or not record.files:
-                return "Select a saved text.", None
-            return read_markdown_body(record.files[0]), str(record.files[0])
+                return "Select a saved text.", gr.File(visible=False)
+            return read_markdown_body(record.files[0]), gr.File(str(record.files[0]), visible=True)
 
         refresh_btn.click(load_history, None, history, api_name="writing_history")
         blocks.load(load_history, None, history, api_name=False)

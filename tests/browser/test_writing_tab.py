@@ -39,6 +39,7 @@ def test_story_streams_then_stops(page) -> None:
     wait_for(lambda: len(output_text(page)) > 0, 120, "the first streamed text")
     first = len(output_text(page))
     wait_for(lambda: len(output_text(page)) > first + 20, 30, "the text to grow")
+    wait_for(lambda: len(output_text(page)) > 300, 60, "a paragraph")  # for a telling screenshot
     stats = page.locator("#writing-stats").inner_text()
     assert re.search(r"\d+ tokens · [\d.]+ tokens/s", stats), stats
 
@@ -51,3 +52,16 @@ def test_story_streams_then_stops(page) -> None:
     assert len(stopped.split()) < 1000
     assert "Stopped" in page.locator("#writing-stats").inner_text()
     shot(page, "writing_tab_stopped")
+
+    # 3. the stopped text was saved: it is listed in the History, and exports as Markdown
+    page.locator("#writing-history-box").get_by_role("button", name=re.compile("History")).click()
+    history = page.locator("#writing-history")
+    wait_for(lambda: "lighthouse keeper" in history.inner_text(), 30, "the saved story in the History")
+    history.get_by_text("Story: a lighthouse keeper").filter(
+        visible=True
+    ).first.click()  # open the saved text
+    opened = page.locator("#writing-history-text")
+    wait_for(lambda: stopped[:40] in opened.inner_text(), 15, "the saved text to open")
+    page.get_by_role("button", name="Export Markdown").click()
+    page.locator("#writing-export").get_by_text(re.compile(r"\.md")).wait_for()
+    shot(page, "writing_tab_history")
