@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -120,3 +121,22 @@ def test_missing_style_image_and_oversized_gatys(client, content_file: str) -> N
             ),
             api_name=HQ,
         )
+
+
+def test_stop_ends_a_high_quality_run(client, content_file: str) -> None:
+    job = client.submit(
+        *args(handle_file(content_file), mode="gatys", style_image=handle_file(str(SAMPLE)), iterations=1000),
+        api_name=HQ,
+    )
+    deadline = time.time() + 60
+    while len(job.outputs()) < 2 and time.time() < deadline:  # a couple of previews: it is running
+        time.sleep(0.05)
+    assert len(job.outputs()) >= 2
+    client.predict(api_name="/style_stop")
+    stopped_at = time.time()
+    while not job.done() and time.time() < stopped_at + 20:
+        time.sleep(0.05)
+    assert job.done(), "Stop should end the run within a few iterations"
+    last = job.outputs()[-1][2]
+    iteration = int(last.split("Iteration ")[1].split("/")[0]) if "Iteration " in last else 0
+    assert iteration < 1000 or "Stopped" in last, last
