@@ -35,6 +35,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     )
     parser.add_argument("--data-dir", dest="data_dir", help="model caches")
     parser.add_argument("--art-model", dest="art_model", help="default Art Platform model (hub id or folder)")
+    parser.add_argument(
+        "--writing-model", dest="writing_model", help="default Writing model (hub id or folder)"
+    )
     args = parser.parse_args(argv)
     return Settings.from_env().with_overrides(**vars(args))
 
@@ -107,10 +110,9 @@ def build_app(ctx: StudioContext):
     return demo
 
 
-def launch(demo, settings: Settings, **overrides):
-    """Queue + launch with the security settings; returns what gradio's launch returns."""
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    kwargs = dict(
+def launch_kwargs(settings: Settings) -> dict:
+    """The security-relevant launch settings, in one place (and testable)."""
+    return dict(
         server_name=settings.bind_host,
         server_port=settings.port,
         share=settings.share,
@@ -120,8 +122,12 @@ def launch(demo, settings: Settings, **overrides):
         css_paths=[ASSETS / "studio.css"],
         show_error=True,
     )
-    kwargs.update(overrides)
-    return demo.launch(**kwargs)
+
+
+def launch(demo, settings: Settings, **overrides):
+    """Queue + launch with the security settings; returns what gradio's launch returns."""
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo.launch(**{**launch_kwargs(settings), **overrides})
 
 
 def main(argv: list[str] | None = None) -> None:

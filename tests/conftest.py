@@ -14,6 +14,9 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# the launched app defaults to the tiny models; tests that need a real bundled model ask for it
+os.environ.setdefault("STUDIO_WRITING_MODEL", "debug-tiny-gpt2")
+os.environ.setdefault("STUDIO_ART_MODEL", "debug-tiny-sd")
 
 from studio.context import StudioContext  # noqa: E402
 from studio.settings import Settings  # noqa: E402
