@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from benchmarks.common import interleaved, temp_context
 from pipelines.art import ArtPipeline, ArtRequest
+from pipelines.art_models import DEBUG_ID
 from studio.events import CancelToken
 
 
 def run() -> list[dict]:
     ctx = temp_context()
-    art = ArtPipeline(ctx.registry, ctx.store)
+    art = ArtPipeline(ctx.registry, ctx.store, default_model=DEBUG_ID)
     base = ArtRequest("a red circle on a blue background", steps=25, seed=1, width=128, height=128)
 
     def generate(preview_every: int, full_decode_every: int):

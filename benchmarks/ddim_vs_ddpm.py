@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from benchmarks.common import interleaved, temp_context
 from pipelines.art import ArtPipeline, ArtRequest
+from pipelines.art_models import DEBUG_ID
 from studio.events import CancelToken
 
 
 def run() -> list[dict]:
     ctx = temp_context()
-    art = ArtPipeline(ctx.registry, ctx.store)
+    art = ArtPipeline(ctx.registry, ctx.store, default_model=DEBUG_ID)
 
     def generate(sampler: str, steps: int):
         request = ArtRequest("a red circle", sampler=sampler, steps=steps, seed=1, preview_every=0)
         return lambda: list(art.generate(request, CancelToken()))
 
     # ArtRequest caps steps at 150 (A1111's slider), so the 1000-step DDPM run calls diffusers directly
-    pipe = ctx.registry.load("", "art").model.pipe
+    pipe = ctx.registry.load(DEBUG_ID, "art").model.pipe
     import torch
     from diffusers import DDPMScheduler
 

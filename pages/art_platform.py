@@ -41,7 +41,7 @@ def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 
 
 def build(ctx: StudioContext) -> ArtPage:
-    pipeline = ArtPipeline(ctx.registry, ctx.store)
+    pipeline = ArtPipeline(ctx.registry, ctx.store, ctx.settings.art_model)
     default_model = ctx.settings.art_model or ctx.registry.default_id(TASK)
 
     with gr.Blocks() as blocks:

@@ -38,6 +38,7 @@ MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens anyway; longer text is truncated
 MAX_STEPS = 150  # A1111's slider maximum
 MAX_BATCH = 16
 MAX_SEED = 2**32 - 1
+UPSCALE_MODES = ("nearest", "lanczos", "bicubic", "bilinear")  # display upscaling of pixel-space models
 
 # sampler name (A1111 wording) -> (diffusers scheduler class name, extra config)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -71,6 +72,7 @@ class ArtRequest:
     eta: float = 0.0  # DDIM eta (0 = deterministic DDIM)
     preview_every: int = 1  # linear preview every N steps (0 = never)
     full_decode_every: int = 0  # real VAE-decoded preview every N steps (0 = never)
+    upscale_mode: str = "nearest"  # pixel-space models: display upscale filter (nearest = pixel art)
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         raise UserError(f"CFG scale must be between 0 and 30 (got {request.guidance_scale}).")
     if not 1 <= int(request.batch_count) <= MAX_BATCH:
         raise UserError(f"Batch count must be between 1 and {MAX_BATCH} (got {request.batch_count}).")
+    if request.upscale_mode not in UPSCALE_MODES:
+        raise UserError(f"Upscale mode must be one of: {', '.join(UPSCALE_MODES)}.")
     if not 0.0 < float(request.strength) <= 1.0:
         raise UserError(f"Denoising strength must be in (0, 1] (got {request.strength}).")
     width, height = int(request.width) or native, int(request.height) or native
@@ -226,9 +230,10 @@ def _clean_text(text: str | None) -> str:
 
 
 class ArtPipeline:
-    def __init__(self, registry: ModelRegistry, store: OutputStore) -> None:
+    def __init__(self, registry: ModelRegistry, store: OutputStore, default_model: str = "") -> None:
         self.registry = registry
         self.store = store
+        self.default_model = default_model  # used when a request names no model
 
     def generate(self, request: ArtRequest, cancel: CancelToken) -> Iterator[Event]:
         """Stream events for a whole batch; see the module docstring.
@@ -241,12 +246,15 @@ class ArtPipeline:
 
     def _run(self, request: ArtRequest, cancel: CancelToken, emit: Emit) -> ArtResult:
         # 1. load (or reuse) the model; a failed hub load falls back with a notice
-        loaded = self.registry.load(request.model_id, TASK)
+        loaded = self.registry.load(request.model_id or self.default_model, TASK)
         if loaded.notice:
             emit(Notice(loaded.notice))
         model: ArtModel = loaded.model
         plan = self.registry.plan
         request, notices = validate(request, model.native_size, max_side_for(plan))
+        if _is_pixel_model(model.pipe):
+            request, pixel_notice = _pixel_size(request, model)
+            notices += pixel_notice
         for message in notices:
             emit(Notice(message))
         # 2. a per-request view of the pipeline with the chosen sampler (weights are shared)
@@ -264,7 +272,7 @@ class ArtPipeline:
             callback = _StepCallback(model, cancel, emit, clock, k * steps_per_image, total, request)
             # 3. the diffusers loop itself; the callback streams previews and honours Stop
             output = pipe(
-                **_call_kwargs(request, seed),
+                **_call_kwargs(pipe, request, seed),
                 callback_on_step_end=callback,
                 callback_on_step_end_tensor_inputs=["latents"],
             )
@@ -297,8 +305,27 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
         settings["Denoising strength"] = request.strength
     if request.sampler == "DDIM" and request.eta:
         settings["Eta"] = request.eta
+    if size[0] != request.width:
+        settings["Upscale"] = f"{size[0] // max(request.width, 1)}x {request.upscale_mode}"
     settings["Version"] = "creative-studio"
     return GenerationParameters(request.prompt, request.negative_prompt, settings)
+
+
+def _is_pixel_model(pipe: Any) -> bool:
+    return getattr(pipe, "latent_space", "latent") == "pixel"
+
+
+def _pixel_size(request: ArtRequest, model: ArtModel) -> tuple[ArtRequest, list[str]]:
+    """A pixel-space model draws at its native size; the pipeline upscales it for display."""
+    native = model.native_size
+    if (request.width, request.height) == (native, native):
+        return request, []
+    factor = model.pipe.config.default_upscale
+    message = (
+        f"This model draws at {native}×{native} px and upscales ×{factor} for display; "
+        f"the requested {request.width}×{request.height} was ignored."
+    )
+    return replace(request, width=native, height=native), [message]
 
 
 def _effective_steps(request: ArtRequest) -> int:
@@ -328,7 +355,7 @@ def _pipeline_view(pipe: Any, request: ArtRequest) -> Any:
     return view
 
 
-def _call_kwargs(request: ArtRequest, seed: int) -> dict[str, Any]:
+def _call_kwargs(pipe: Any, request: ArtRequest, seed: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt or None,
@@ -338,6 +365,8 @@ def _call_kwargs(request: ArtRequest, seed: int) -> dict[str, Any]:
     }
     if request.sampler == "DDIM":
         kwargs["eta"] = request.eta
+    if _accepts(pipe, "upscale_mode"):
+        kwargs["upscale_mode"] = request.upscale_mode
     if request.init_image is not None:
         kwargs["image"] = request.init_image.resize((request.width, request.height), Image.LANCZOS)
         kwargs["strength"] = request.strength

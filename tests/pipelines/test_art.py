@@ -23,7 +23,7 @@ def run(art: ArtPipeline, request: ArtRequest, cancel: CancelToken | None = None
 
 @pytest.fixture
 def art(ctx) -> ArtPipeline:
-    return ArtPipeline(ctx.registry, ctx.store)
+    return ArtPipeline(ctx.registry, ctx.store, default_model=DEBUG_ID)
 
 
 def test_event_sequence_is_well_formed(art: ArtPipeline) -> None:
@@ -197,7 +197,8 @@ def test_history_survives_an_app_restart(settings) -> None:
     from app import create_context
 
     first = create_context(settings)
-    image = run(ArtPipeline(first.registry, first.store), ArtRequest("remember me", steps=2, seed=3))[-1]
+    art = ArtPipeline(first.registry, first.store, default_model=DEBUG_ID)
+    image = run(art, ArtRequest("remember me", steps=2, seed=3))[-1]
     image = image.result.images[0]
     restarted = create_context(settings)  # same output dir, fresh process state
     [record] = restarted.store.history("art")
