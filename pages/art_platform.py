@@ -17,7 +17,16 @@ from pages.common import (
     plan_markdown,
     session_key,
 )
-from pipelines.art import SAMPLERS, TASK, ArtPipeline, ArtRequest, ArtResult, load_init_image, parse_seed
+from pipelines.art import (
+    SAMPLERS,
+    TASK,
+    UPSCALE_MODES,
+    ArtPipeline,
+    ArtRequest,
+    ArtResult,
+    load_init_image,
+    parse_seed,
+)
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
 
@@ -88,6 +97,12 @@ def build(ctx: StudioContext) -> ArtPage:
                     full_every = gr.Slider(
                         0, 50, value=0, step=1, label="Full VAE decode every N steps (0 = off)"
                     )
+                    upscale_mode = gr.Dropdown(
+                        list(UPSCALE_MODES),
+                        value="nearest",
+                        label="Upscale (pixel-space models)",
+                        info="nearest keeps the pixel-art look; lanczos smooths it",
+                    )
             # -- outputs -------------------------------------------------------------------------
             with gr.Column(scale=6, min_width=320):
                 preview = gr.Image(
@@ -135,6 +150,7 @@ def build(ctx: StudioContext) -> ArtPage:
             denoise: float,
             every: float,
             full: float,
+            upscale: str,
             results: list[tuple[str, str]],
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
@@ -154,6 +170,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 strength=float(denoise),
                 preview_every=int(every or 0),
                 full_decode_every=int(full or 0),
+                upscale_mode=upscale or "nearest",
             )
             with ctx.jobs.job(session_key(request)) as cancel:
                 for event in follow(pipeline.generate(art_request, cancel), progress):
@@ -202,6 +219,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 strength,
                 preview_every,
                 full_every,
+                upscale_mode,
                 session_results,
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from studio.context import StudioContext
 from studio.events import Cancelled, Event, Notice, Started, Step, UserError
@@ -40,6 +40,10 @@ class SafeImage(gr.Image):
                 raise gr.Error(f"The uploaded image '{path.name}' is an empty (zero-byte) file.")
         try:
             return super().preprocess(payload)
+        except Image.DecompressionBombError:
+            raise gr.Error(
+                "The uploaded image is too large (over ~180 megapixels); downscale it first."
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
             name = Path(getattr(payload, "orig_name", None) or getattr(payload, "path", "upload")).name
             raise gr.Error(

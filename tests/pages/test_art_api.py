@@ -15,7 +15,7 @@ GENERATE = "/art_generate"
 def args(prompt: str = "a red circle", steps: int = 30, seed: str = "7", init: object = None, **kw) -> list:
     return [
         kw.get("model", ""), prompt, "", kw.get("sampler", "DDIM"), steps, 7.0, kw.get("width", 0), 0,
-        seed, kw.get("batch", 1), init, 0.6, 1, 0, [],
+        seed, kw.get("batch", 1), init, 0.6, 1, 0, "nearest", [],
     ]  # fmt: skip
 
 

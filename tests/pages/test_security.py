@@ -36,7 +36,23 @@ def test_only_the_output_folder_is_served(launched_app, client) -> None:
     assert status(f"{launched_app.url}gradio_api/file={outside}") in {403, 404}
     assert status(f"{launched_app.url}gradio_api/file=/etc/passwd") in {403, 404}
     client.predict(
-        "", "served?", "", "DDIM", 2, 7.0, 0, 0, "1", 1, None, 0.6, 1, 0, [], api_name="/art_generate"
+        "",
+        "served?",
+        "",
+        "DDIM",
+        2,
+        7.0,
+        0,
+        0,
+        "1",
+        1,
+        None,
+        0.6,
+        1,
+        0,
+        "nearest",
+        [],
+        api_name="/art_generate",
     )
     [record] = [r for r in launched_app.ctx.store.history("art") if r.title == "served?"]
     inside = record.files[0]
