@@ -6,7 +6,9 @@ from studio.settings import Settings
 
 
 def test_env_then_cli_overrides() -> None:
-    settings = Settings.from_env({"STUDIO_PORT": "9000", "STUDIO_OFFLINE": "yes", "STUDIO_OUTPUT_DIR": "/tmp/x"})
+    settings = Settings.from_env(
+        {"STUDIO_PORT": "9000", "STUDIO_OFFLINE": "yes", "STUDIO_OUTPUT_DIR": "/tmp/x"}
+    )
     assert settings.port == 9000 and settings.offline and settings.output_dir == Path("/tmp/x")
     settings = settings.with_overrides(port=9100, device=None, tier="low")
     assert settings.port == 9100 and settings.device == "auto" and settings.tier == "low"
