@@ -54,6 +54,7 @@ def prepare_environment(settings: Settings) -> None:
 
 def create_context(settings: Settings) -> StudioContext:
     """Context plus every task's registry entries (nothing is loaded yet)."""
+    from pipelines.apply_plan import apply_plan_to_causal_lm
     from pipelines.art_models import register_art_models
     from pipelines.music_models import register_music_models
     from pipelines.style_transfer import register_style_models
@@ -63,7 +64,8 @@ def create_context(settings: Settings) -> StudioContext:
     register_art_models(ctx.registry, settings.data_dir)
     register_music_models(ctx.registry, settings.data_dir)
     register_style_models(ctx.registry, settings.data_dir)
-    register_writing_models(ctx.registry, settings.data_dir)
+    # LOW/MINIMAL tiers: int8 (and pruning where it passes its check) through the writing loader's hook
+    register_writing_models(ctx.registry, settings.data_dir, quantizer=apply_plan_to_causal_lm)
     return ctx
 
 
@@ -75,6 +77,7 @@ def build_app(ctx: StudioContext):
     from pages import music as music_page
     from pages import style_transfer as style_page
     from pages.common import plan_markdown
+    from pipelines.apply_plan import loaded_model_rows
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
     art = art_platform.build(ctx)
@@ -95,7 +98,32 @@ def build_app(ctx: StudioContext):
             with gr.Tab("Writing Assistant", id="writing"):
                 writing.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
-            gr.Markdown(plan_markdown(ctx))
+            plan_line = gr.Markdown(plan_markdown(ctx))
+            with gr.Row():
+                tier_choice = gr.Dropdown(
+                    ["auto", "high", "normal", "low", "minimal"],
+                    value=ctx.settings.tier or "auto",
+                    label="Memory tier (unloads loaded models; applies to models loaded from now on)",
+                )
+                refresh_memory = gr.Button("Refresh loaded models", size="sm")
+            loaded_models = gr.Dataframe(
+                loaded_model_rows(ctx.registry),
+                headers=["model", "tier", "resident MB", "applied"],
+                interactive=False,
+                label="Loaded models (parameter + buffer memory)",
+            )
+
+            def set_tier(tier: str) -> tuple[str, list]:
+                ctx.registry.set_tier(tier)
+                return plan_markdown(ctx), loaded_model_rows(ctx.registry)
+
+            tier_choice.change(set_tier, tier_choice, [plan_line, loaded_models], api_name="set_tier")
+            refresh_memory.click(
+                lambda: (plan_markdown(ctx), loaded_model_rows(ctx.registry)),
+                None,
+                [plan_line, loaded_models],
+                api_name="loaded_models",
+            )
             gr.Markdown(
                 f"Output folder: `{ctx.store.root}` · max upload {ctx.settings.max_upload_mb} MB · "
                 f"threads {ctx.settings.threads} · offline {'on' if ctx.settings.offline else 'off'}"

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.apply_plan import apply_plan_to_diffusers
+from pipelines.apply_plan import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.latent_preview import LatentPreviewer, previewer_for
 from pipelines.png_parameters import GenerationParameters, save_png
 from studio.device import DevicePlan
 from studio.events import CancelToken, EtaClock, Event, Notice, Started, Step, UserError
-from studio.registry import ModelEntry, ModelRegistry
+from studio.registry import ModelEntry, ModelRegistry, is_oom
 from studio.store import OutputStore
 from studio.worker import Emit, stream_events
 
@@ -118,7 +118,9 @@ def load_diffusers_art(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
     """Hub id or local folder -> ArtModel, through the ordinary from_pretrained."""
     from diffusers import AutoPipelineForText2Image
 
-    pipe = AutoPipelineForText2Image.from_pretrained(entry.path, dtype=plan.dtype)
+    # on CUDA at LOW/MINIMAL: 8-bit bitsandbytes components when installed ({} on CPU)
+    extra = load_quantization_kwargs(plan, "diffusers")
+    pipe = AutoPipelineForText2Image.from_pretrained(entry.path, dtype=plan.dtype, **extra)
     if getattr(pipe, "safety_checker", None) is not None:
         pipe.safety_checker = None  # as in A1111/ComfyUI: no silent black images
     return wrap_pipeline(pipe, plan, entry.display)
@@ -269,13 +271,24 @@ class ArtPipeline:
             if cancel.cancelled:
                 break
             seed = (request.seed + k) % (MAX_SEED + 1)
-            callback = _StepCallback(model, cancel, emit, clock, k * steps_per_image, total, request)
-            # 3. the diffusers loop itself; the callback streams previews and honours Stop
-            output = pipe(
-                **_call_kwargs(pipe, request, seed),
-                callback_on_step_end=callback,
-                callback_on_step_end_tensor_inputs=["latents"],
-            )
+            for attempt in range(2):  # an out-of-memory error reloads one tier lower and retries once
+                callback = _StepCallback(model, cancel, emit, clock, k * steps_per_image, total, request)
+                # 3. the diffusers loop itself; the callback streams previews and honours Stop
+                try:
+                    output = pipe(
+                        **_call_kwargs(pipe, request, seed),
+                        callback_on_step_end=callback,
+                        callback_on_step_end_tensor_inputs=["latents"],
+                    )
+                    break
+                except Exception as error:  # noqa: BLE001 - only an OOM is retried
+                    if attempt or not is_oom(error):
+                        raise
+                # outside the except block, so the failed call's tensors can be freed first
+                loaded = self.registry.reload_lower(loaded.entry.id, TASK)
+                emit(Notice(loaded.notice, "warning"))
+                model = loaded.model
+                pipe = _pipeline_view(model.pipe, request)
             if cancel.cancelled:
                 break  # the interrupted image is half-denoised noise: don't save it
             images.append(self._save(output.images[0], request, seed, loaded.entry))

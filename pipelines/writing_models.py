@@ -163,7 +163,7 @@ def register_writing_models(
 
     def load_debug(entry: ModelEntry, plan: DevicePlan) -> WritingModel:
         folder = save_tiny_gpt2(models_dir / DEBUG_ID)
-        return load_causal_lm(folder, plan, entry.display)
+        return load_causal_lm(folder, plan, entry.display, quantizer)
 
     registry.register(
         ModelEntry(

