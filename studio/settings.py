@@ -34,7 +34,9 @@ class Settings:
     auth: str = ""  # "user:password" enables gradio auth
     max_loaded_models: int = 2  # registry keeps at most this many models in memory
     art_model: str = ""  # default Art Platform model id ("" = embedded default)
-    writing_model: str = ""  # default Writing Assistant model id ("" = embedded SmolLM2; tests: debug-tiny-gpt2)
+    writing_model: str = (
+        ""  # default Writing Assistant model id ("" = embedded SmolLM2; tests: debug-tiny-gpt2)
+    )
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # page-specific knobs
 
     @property
