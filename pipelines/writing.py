@@ -32,7 +32,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from studio.events import CancelToken, Event, Notice, Started, Step, UserError
-from studio.registry import ModelRegistry
+from studio.registry import ModelRegistry, is_oom
 from studio.store import OutputStore, Record
 from studio.worker import Emit, stream_events
 
@@ -648,10 +648,18 @@ class WritingPipeline:
         for notice in notices:
             emit(Notice(notice))
         budget = model.context_length - request.sampling.max_new_tokens
-        if request.mode == "article":
-            result = self._article(request, model, budget, cancel, emit)
-        else:
-            result = self._single(request, model, budget, cancel, emit)
+        write = self._article if request.mode == "article" else self._single
+        for attempt in range(2):  # an out-of-memory error reloads one tier lower and retries once
+            try:
+                result = write(request, model, budget, cancel, emit)
+                break
+            except Exception as error:  # noqa: BLE001 - only an OOM is retried
+                if attempt or not is_oom(error):
+                    raise
+            # outside the except block, so the failed pass's tensors can be freed first
+            loaded = self.registry.reload_lower(loaded.entry.id, TASK)
+            emit(Notice(loaded.notice))
+            model = loaded.model
         # 3. save whatever was written, even when stopped early: it is the user's text
         if result.text.strip():
             result = self._save(result, request, loaded.entry.id)

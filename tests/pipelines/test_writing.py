@@ -41,7 +41,7 @@ from pipelines.writing_models import (
     register_writing_models,
 )
 from pipelines.writing_tiny import save_tiny_gpt2, tiny_gpt2, train_tiny_tokenizer
-from studio.device import MemoryInfo, make_plan
+from studio.device import MemoryInfo, Tier, make_plan
 from studio.events import CancelToken, Finished, Notice, Started, Step, UserError
 from studio.registry import ModelEntry, ModelRegistry, Source
 
@@ -423,3 +423,28 @@ def test_real_smollm2_from_the_wheel_generates_20_tokens(shared_data_dir: Path) 
         converted_in, loaded_in, out.tokens, out.tokens / out.seconds, out.text,
     )  # fmt: skip
     assert out.tokens == 20 and len(out.text.split()) >= 5
+
+
+def test_out_of_memory_reloads_one_tier_lower_and_finishes(ctx, tiny: WritingModel) -> None:
+    """An OutOfMemoryError in the first forward: the model reloads at the next tier and the text comes out."""
+    loads: list[WritingModel] = []
+
+    def load(entry, plan) -> WritingModel:
+        model = WritingModel(copy.deepcopy(tiny.model), tiny.tokenizer, "tiny-oom", context_length=4096)
+        if not loads:  # only the first copy runs out of memory
+
+            def out_of_memory(module, args) -> None:
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+            model.model.register_forward_pre_hook(out_of_memory)
+        loads.append(model)
+        return model
+
+    ctx.registry.register(ModelEntry("tiny-oom", TASK, Source.BUNDLED, load))
+    ctx.registry.set_tier("normal")
+    request = WritingRequest("story", "a lighthouse keeper", model_id="tiny-oom", sampling=greedy(8))
+    events = run(WritingPipeline(ctx.registry, ctx.store), request)
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert len(loads) == 2 and any("Out of memory" in n and "tier low" in n for n in notices), notices
+    assert isinstance(events[-1], Finished) and events[-1].result.tokens > 0
+    assert ctx.registry.tier_of("tiny-oom") is Tier.LOW
