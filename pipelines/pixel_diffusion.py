@@ -120,6 +120,8 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         text_encoder_module (`str`): the installed package that ships the MiniLM weights.
         text_max_length (`int`): tokens per caption the UNet was trained with.
         default_upscale (`int`): display upscale factor used when `upscale` is not given.
+        default_guidance_scale (`float`): CFG weight used when `guidance_scale` is not given; this
+            small model adheres best around 2 (higher values oversaturate and lose adherence).
     """
 
     model_cpu_offload_seq = "unet"
@@ -133,6 +135,7 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         text_encoder_module: str = MINILM_WHEEL_MODULE,
         text_max_length: int = TEXT_MAX_LENGTH,
         default_upscale: int = 8,
+        default_guidance_scale: float = 2.0,
     ) -> None:
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -140,6 +143,7 @@ class PixelDiffusionPipeline(DiffusionPipeline):
             text_encoder_module=text_encoder_module,
             text_max_length=text_max_length,
             default_upscale=default_upscale,
+            default_guidance_scale=default_guidance_scale,
         )
         self._text_encoder: MiniLMTextEncoder | None = None  # loaded lazily from the wheel
         self._embedding_cache: dict[str, torch.Tensor] = {}
@@ -290,7 +294,7 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         height: int | None = None,
         width: int | None = None,
         num_inference_steps: int = 25,
-        guidance_scale: float = 4.0,
+        guidance_scale: float | None = None,
         negative_prompt: str | list[str] | None = None,
         num_images_per_prompt: int = 1,
         eta: float = 0.0,
@@ -312,7 +316,8 @@ class PixelDiffusionPipeline(DiffusionPipeline):
             height, width: generation size in pixels (default: the native 32x32). For a bigger
                 picture keep these and raise `upscale` instead.
             num_inference_steps: denoising steps (25 DDIM steps is the tested default).
-            guidance_scale: classifier-free guidance weight; 1 disables it.
+            guidance_scale: classifier-free guidance weight; 1 disables it. Default
+                `config.default_guidance_scale` (2.0).
             negative_prompt: what to guide away from (replaces the empty unconditional caption).
             generator: torch generator(s) for reproducible noise.
             latents: the starting noise [B, 3, H, W] (pixel space: there is no VAE).
@@ -331,6 +336,8 @@ class PixelDiffusionPipeline(DiffusionPipeline):
         height = height or self.native_size
         width = width or self.native_size
         upscale = self.config.default_upscale if upscale is None else int(upscale)
+        if guidance_scale is None:
+            guidance_scale = float(self.config.get("default_guidance_scale", 2.0))
 
         # 0. Check inputs. Raise error if not correct
         self.check_inputs(
