@@ -6,7 +6,7 @@
 - `heldout_nll`: per-token NLL (nats) on the test split of the composer and of the interpolated
   Kneser-Ney n-gram fitted on the same training split (order chosen on validation). Needs the
   parsed corpus cache (training/music_composer/dataset.py builds it once, ~3-6 min) and ~1 min
-  of CPU for the n-gram counts.
+  of CPU for the n-gram counts. The composer is scored with bar-aligned strided windows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pipelines.music_composer import load_composer
 
 def run() -> list[dict]:
     from training.music_composer import dataset
-    from training.music_composer.evaluate import heldout_nll, ngram_nll, realtime_factor
+    from training.music_composer.evaluate import STRIDE, heldout_nll, ngram_nll, realtime_factor
 
     torch.set_num_threads(1)
     bundle = load_composer()
@@ -44,7 +44,7 @@ def run() -> list[dict]:
     # 2. held-out NLL, model vs n-gram, on the same test tokens
     t0 = time.perf_counter()
     pieces = dataset.build()
-    model = heldout_nll(bundle, pieces)
+    model = heldout_nll(bundle, pieces, stride=STRIDE)
     ngram, order, _ = ngram_nll(pieces, bundle.vocab)
     for subset in model:
         rows.append(

@@ -42,7 +42,7 @@ from pipelines.music_audio import (
     track_pitch,
 )
 from pipelines.music_composer import ComposerBundle, SampleSettings, sample
-from pipelines.music_render import Audio, render, write_audio
+from pipelines.music_render import Audio, have_soundfont_synth, render, write_audio
 from pipelines.music_tokens import (
     BAR_TICKS,
     MAX_VOICES,
@@ -395,10 +395,8 @@ def opening_from_score(score: symusic.Score, tempo_override: float = 0.0) -> Ope
         voices.append(sorted(set(notes)))
     if cut:
         notices.append(f"The opening was cut to its first {MAX_OPENING_BARS} bars.")
-    end = max(s + d for v in voices for s, d, _ in v)
     last_onset = max(s for v in voices for s, _, _ in v)
     bars = last_onset // BAR_TICKS + 1
-    del end
     return Opening(voices, tempo, bars, tuple(notices))
 
 
@@ -677,6 +675,12 @@ class MusicPipeline:
         t0: float,
     ) -> MusicResult:
         cancel.raise_if_cancelled()
+        if not have_soundfont_synth():
+            emit(
+                Notice(
+                    "tinysoundfont is not installed: rendered with plain sine tones (pip install --no-deps tinysoundfont)."
+                )
+            )
         audio = render(score)
         compute = time.perf_counter() - t0
         emit(Step(total, total, None, 0.0, {"stage": "rendered"}))

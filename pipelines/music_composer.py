@@ -29,7 +29,7 @@ ASSET_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" / "music-c
 # which token types may follow which (REMI, one stream, programs, no velocities)
 NEXT_TYPES: dict[str, tuple[str, ...]] = {
     "Mode": ("Bar",),
-    "Bar": ("Position", "Bar"),
+    "Bar": ("Position",),  # no empty bars: a melody that has "ended" would otherwise go silent
     "Position": ("Program",),
     "Program": ("Pitch",),
     "Pitch": ("Duration",),
@@ -192,7 +192,7 @@ def sample(
             cache.length = 0
             logits = model(torch.tensor([context()]), cache)[0, -1]
         else:
-            logits = model(torch.tensor([[token]]), cache)[0, -1]
+            logits = model.decode_step(token, cache)
     return body
 
 

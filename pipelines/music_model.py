@@ -140,6 +140,35 @@ class Composer(nn.Module):
             cache.length += T
         return self.lm_head(self.ln_f(x))
 
+    def decode_step(self, token: int, cache: KVBuffer) -> torch.Tensor:
+        """One token -> next-token logits (vocab,), appending to the cache. Inference only.
+
+        The same computation as forward() on a (1, 1) input, written with functional calls:
+        at this width, nn.Module call overhead and no-op dropouts cost as much as the matmuls.
+        """
+        C, nh = self.config.n_embd, self.config.n_head
+        hs = C // nh
+        t = cache.length
+        if t + 1 > self.config.block_size:
+            raise ValueError(f"sequence of {t + 1} exceeds block_size {self.config.block_size}")
+        x = (self.wte.weight[token] + self.wpe.weight[t]).view(1, C)  # (1, C)
+        for i, block in enumerate(self.blocks):
+            attn = block.attn
+            # 1. attention over the cache plus this token
+            h = F.layer_norm(x, (C,), block.ln_1.weight, block.ln_1.bias)
+            q, k, v = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(3, nh, 1, hs)  # 3 x (nh, 1, hs)
+            cache.k[i][0, :, t] = k[:, 0]
+            cache.v[i][0, :, t] = v[:, 0]
+            y = F.scaled_dot_product_attention(q, cache.k[i][0, :, : t + 1], cache.v[i][0, :, : t + 1])
+            x = x + F.linear(y.view(1, C), attn.proj.weight, attn.proj.bias)
+            # 2. MLP
+            h = F.layer_norm(x, (C,), block.ln_2.weight, block.ln_2.bias)
+            fc, out = block.mlp[0], block.mlp[2]
+            x = x + F.linear(F.gelu(F.linear(h, fc.weight, fc.bias)), out.weight, out.bias)
+        cache.length = t + 1
+        x = F.layer_norm(x, (C,), self.ln_f.weight, self.ln_f.bias)
+        return F.linear(x, self.lm_head.weight)[0]
+
     def loss(self, idx: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
         logits = self(idx)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=ignore_index)

@@ -73,8 +73,18 @@ def soundfont_path() -> Path:
     return path
 
 
+def have_soundfont_synth() -> bool:
+    return importlib.util.find_spec("tinysoundfont") is not None
+
+
 def render(score: symusic.Score, sample_rate: int = SAMPLE_RATE, tail_s: float = TAIL_S) -> Audio:
-    """Synthesize every note of the score; each track plays its own program on its own channel."""
+    """Synthesize every note of the score; each track plays its own program on its own channel.
+
+    Without tinysoundfont (e.g. a host that only installed requirements.txt) the notes are
+    rendered as plain sine tones by pretty_midi instead; `have_soundfont_synth()` tells which.
+    """
+    if not have_soundfont_synth():
+        return render_sine(score, sample_rate, tail_s)
     import tinysoundfont
 
     seconds = score.to("second")  # tempo map applied: note times in seconds
@@ -112,6 +122,21 @@ def render(score: symusic.Score, sample_rate: int = SAMPLE_RATE, tail_s: float =
         out[cursor:total] = np.frombuffer(synth.generate(total - cursor), dtype=np.float32).reshape(-1, 2)
     np.clip(out, -1.0, 1.0, out=out)
     return Audio(out, sample_rate)
+
+
+def render_sine(score: symusic.Score, sample_rate: int = SAMPLE_RATE, tail_s: float = TAIL_S) -> Audio:
+    """The fallback: pretty_midi's additive sine synthesis (no instruments, but the right notes)."""
+    import io
+
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(io.BytesIO(score.dumps_midi()))
+    mono = midi.synthesize(fs=sample_rate).astype(np.float32)
+    length = int(round(midi.get_end_time() * sample_rate)) + int(tail_s * sample_rate)
+    mono = np.pad(mono, (0, max(0, length - len(mono))))[:length]
+    peak = float(np.abs(mono).max()) or 1.0
+    mono *= 0.5 / peak
+    return Audio(np.repeat(mono[:, None], 2, axis=1), sample_rate)
 
 
 def write_audio(audio: Audio, path: Path, fmt: str) -> None:

@@ -325,3 +325,28 @@ def test_registry_has_the_bundled_composer_by_default(ctx) -> None:
     assert ctx.registry.default_id(TASK) == COMPOSER_ID
     bundle = ctx.registry.load("", TASK).model
     assert bundle.model.config.vocab_size == len(make_tokenizer())
+
+
+def test_incremental_decoding_matches_the_full_forward(ctx) -> None:
+    import torch
+
+    from pipelines.music import TASK
+    from pipelines.music_model import KVBuffer
+
+    model = ctx.registry.load("", TASK).model.model
+    ids = [1, 3, 6, 8, 40, 120, 160, 9, 45, 121]
+    with torch.inference_mode():
+        full = model(torch.tensor([ids]))[0]
+        cache = KVBuffer(model.config)
+        model(torch.tensor([ids[:4]]), cache)
+        steps = torch.stack([model.decode_step(t, cache) for t in ids[4:]])
+    assert torch.allclose(steps, full[4:], atol=1e-4)
+
+
+def test_sine_fallback_renders_the_same_length(tmp_path: Path) -> None:
+    from pipelines.music_render import render_sine
+
+    score = finish_score([[(0, 4, 60), (4, 4, 64), (8, 8, 67)]], Key(0, "major"), 120, (0,), 1, 90)
+    sine, soundfont = render_sine(score), render(score)
+    assert sine.duration_s == pytest.approx(soundfont.duration_s) == pytest.approx(3.0)
+    assert np.abs(sine.samples).max() == pytest.approx(0.5, abs=1e-3)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pipelines.music import STYLE_DEFAULTS, compose_voices, finish_score
 from pipelines.music_audio import chroma_key, plot_pianoroll
@@ -35,18 +36,66 @@ log = logging.getLogger("music_composer.evaluate")
 HERE = Path(__file__).resolve().parent
 FIGURES = HERE / "figures"
 NATURAL_MINOR = (0, 2, 3, 5, 7, 8, 10)
+STRIDE = 128  # strided evaluation: each scored token sees >= block_size - 128 - a bar of context
 
 
-def heldout_nll(bundle: ComposerBundle, pieces: list[dataset.Piece]) -> dict[str, float]:
-    """Per-token NLL of the composer on the test split, overall and per style."""
+@torch.inference_mode()
+def strided_nll(model, seqs: list[list[int]], stride: int, bar_id: int) -> tuple[float, int]:  # noqa: ANN001
+    """Summed NLL and count of every token after the prefix, each scored once with long context.
+
+    A window is the prefix + up to block_size - 3 body tokens starting at a bar line; consecutive
+    windows advance by about `stride` (to the next bar line), and only the tokens not scored by an earlier window count (the strided evaluation
+    of the Hugging Face perplexity guide), so most tokens see block_size - stride tokens or more.
+    """
+    block = model.config.block_size
+    room = block - PREFIX_LEN
+    total, count = 0.0, 0
+    for seq in seqs:
+        seq_t = torch.tensor(seq)
+        scored_to = PREFIX_LEN  # every target index below this is already scored
+        start = PREFIX_LEN
+        while scored_to < len(seq):
+            body = seq_t[start : start + room]
+            x = torch.cat([seq_t[:PREFIX_LEN], body])
+            logits = model(x[None, :-1])[0]  # predicts x[1:]
+            targets = x[1:]
+            # target index in the piece of each prediction: prefix targets map to 1..2, body to start..
+            piece_index = torch.cat([torch.arange(1, PREFIX_LEN), torch.arange(start, start + len(body))])
+            keep = piece_index >= scored_to
+            nll = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
+            total += float(nll)
+            count += int(keep.sum())
+            scored_to = start + len(body)
+            # the next window starts at a bar line, as every training window does
+            bars = [i for i in range(start + stride, scored_to) if seq[i] == bar_id]
+            start = bars[0] if bars else start + stride
+    return total, count
+
+
+def heldout_nll(bundle: ComposerBundle, pieces: list[dataset.Piece], stride: int = 0) -> dict[str, float]:
+    """Per-token NLL of the composer on the test split, overall and per style.
+
+    stride 0: consecutive non-overlapping windows (what training logs as validation NLL);
+    stride > 0: strided windows, so tokens late in a long piece keep their long context.
+    """
     vocab = bundle.vocab
     out = {}
     for style in (None, *STYLE_DEFAULTS):
         chosen = [p for p in pieces if p.split == "test" and (style is None or p.style == style)]
-        windows = Windows(
-            chosen, bundle.model.config.block_size, vocab["PAD_None"], vocab["EOS_None"], vocab["Bar_None"]
-        )
-        out[style or "all"] = evaluate(bundle.model, windows)
+        if stride:
+            total, count = strided_nll(
+                bundle.model, [[*p.ids, vocab["EOS_None"]] for p in chosen], stride, vocab["Bar_None"]
+            )
+            out[style or "all"] = total / count
+        else:
+            windows = Windows(
+                chosen,
+                bundle.model.config.block_size,
+                vocab["PAD_None"],
+                vocab["EOS_None"],
+                vocab["Bar_None"],
+            )
+            out[style or "all"] = evaluate(bundle.model, windows)
     return out
 
 
@@ -139,16 +188,19 @@ def key_accuracy(limit: int = 10) -> dict:
 
 
 def realtime_factor(
-    bundle: ComposerBundle, seconds: float = 30.0, style: str = "chorale", repeats: int = 3
+    bundle: ComposerBundle, seconds: float = 30.0, style: str = "chorale", repeats: int = 3, seed: int = 0
 ) -> dict:
-    """Seconds of audio per second of compute, compose + render of `seconds` of music."""
+    """Seconds of audio per second of compute, compose + render of `seconds` of music.
+
+    The same seed every repeat (the same piece), best of `repeats`: noise only adds time.
+    """
     tempo = STYLE_DEFAULTS[style]["tempo"]
     bars = int(np.ceil(seconds / (4 * 60 / tempo)))
     best = float("inf")
     timing = {}
-    for r in range(repeats):
+    for _ in range(repeats):
         t0 = time.perf_counter()
-        voices = compose_voices(bundle, style, Key(0, "major"), bars, 0.9, r)
+        voices = compose_voices(bundle, style, Key(0, "major"), bars, 0.9, seed)
         t1 = time.perf_counter()
         score = finish_score(voices, Key(0, "major"), tempo, STYLE_DEFAULTS[style]["instruments"], bars, 80)
         audio = render(score)
@@ -221,7 +273,8 @@ def main() -> None:
     results: dict = {"model": bundle.meta, "data": dataset.stats(pieces)}
     # 1. NLL
     t0 = time.perf_counter()
-    results["nll_model"] = heldout_nll(bundle, pieces)
+    results["nll_model"] = heldout_nll(bundle, pieces, stride=STRIDE)
+    results["nll_model_windows"] = heldout_nll(bundle, pieces)
     results["nll_ngram"], results["ngram_order"], results["ngram_val_by_order"] = ngram_nll(
         pieces, bundle.vocab
     )
@@ -314,6 +367,12 @@ Generated by `python -m training.music_composer.evaluate` (numbers below come fr
 
 Interpolated Kneser-Ney {r["ngram_order"]}-gram (order chosen on validation: {", ".join(f"n={o}: {v:.3f}" for o, v in r["ngram_val_by_order"].items())}),
 fitted on the same training tokens and scored on the same test tokens (the prefix tokens are given, not scored).
+The order search stops at 16; the last orders gained under 0.005 nats each. Long n-grams keep paying
+because the corpus repeats itself across the split (Bach harmonized many chorale melodies more than
+once; the Essen and O'Neill collections hold variants of the same tunes), which makes this a strong baseline.
+The composer is scored with bar-aligned strided windows (stride {STRIDE} tokens, context {cfg["block_size"]});
+with consecutive non-overlapping windows (as the training log's validation NLL) it scores
+{", ".join(f"{k} {v:.3f}" for k, v in r["nll_model_windows"].items())}.
 
 | test set | composer NLL | n-gram NLL | composer perplexity | n-gram perplexity |
 |---|---|---|---|---|
@@ -351,6 +410,22 @@ with the 24 rotated Krumhansl-Kessler profiles; truth is music21's analysis of t
 | style | bars | audio (s) | compose (s) | render (s) | realtime factor |
 |---|---|---|---|---|---|
 {rt_rows}
+
+The composer's decoding costs ~1 ms of CPU per token on one thread (4 layers, width 192: the
+per-op overhead of eager PyTorch dominates the arithmetic at this size). A four-voice chorale
+needs ~18 tokens per second of music, so it lands well under the 100x goal; one-voice styles need
+fewer tokens per second. Rendering is never the bottleneck. Timings are wall clock on a 2-core
+box shared with other jobs, so they vary from run to run.
+
+## Limits
+
+- Every style is written on a 4/4 bar grid; 3/4 and 6/8 tunes were tokenized on that grid too.
+- Tempo is not a model token (REMI positions are in beats and the corpus has almost no tempo
+  marks): the requested tempo goes into the MIDI and the render.
+- Key is conditioned by transposition (mode token + transposing from C major / A minor), so
+  the model never has to learn 24 keys from 1,700 pieces.
+- Sampling masks the REMI grammar (no empty bars, time moves forward in a bar, no voices
+  beyond the style's count), so every sample decodes; EOS is held off until the requested length.
 
 ## A sample
 
