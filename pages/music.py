@@ -109,7 +109,11 @@ def build(ctx: StudioContext) -> MusicPage:
                             label="Listen", type="filepath", interactive=False, elem_id="music-player"
                         )
                         roll = gr.Image(
-                            label="Pianoroll", type="filepath", interactive=False, elem_id="music-pianoroll"
+                            label="Pianoroll",
+                            show_label=False,
+                            type="filepath",
+                            interactive=False,
+                            elem_id="music-pianoroll",
                         )
                         info = gr.Markdown("", elem_id="music-info")
                         files = gr.File(
@@ -147,7 +151,9 @@ def build(ctx: StudioContext) -> MusicPage:
                             cont_stop = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=6, min_width=320):
                         cont_player = gr.Audio(label="Listen", type="filepath", interactive=False)
-                        cont_roll = gr.Image(label="Pianoroll", type="filepath", interactive=False)
+                        cont_roll = gr.Image(
+                            label="Pianoroll", show_label=False, type="filepath", interactive=False
+                        )
                         cont_info = gr.Markdown("")
                         cont_files = gr.File(label="Downloads", file_count="multiple")
 
