@@ -197,7 +197,7 @@ def main() -> None:
         rng.bit_generator.state = ckpt["numpy_rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         log.info("resumed at step %d (%.1f CPU min used, best val %.4f)", step, cpu_used / 60, best_val)
-    log.info("model %.2fM params, config %s", model.num_params() / 1e6, mcfg)
+    log.info("model %.2fM params, config %s", model.num_params() / 1e6, model.config)
 
     def save_checkpoint() -> None:
         state = {
