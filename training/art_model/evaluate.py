@@ -298,6 +298,18 @@ def render_results_md(payload: dict, training: dict | None, grid: str | None) ->
     ]
     if grid:
         lines += ["## Samples", "", f"![sample grid]({grid})", ""]
+    for sweep in sorted((HERE / "logs").glob("guidance_sweep_step*.txt")):
+        lines += [
+            f"## Guidance sweep ({sweep.name}: 48 held-out + 64 paraphrase prompts per scale)",
+            "",
+            "```",
+            sweep.read_text().strip(),
+            "```",
+            "",
+            "CFG 2 gave the best adherence and distance; stronger guidance oversaturates this small model, so "
+            "the pipeline's `default_guidance_scale` is 2.0.",
+            "",
+        ]
     checker_json = checker_mod.CHECKER_DIR / "checker.json"
     if checker_json.exists():
         val = json.loads(checker_json.read_text())["val_accuracy"]
