@@ -19,9 +19,23 @@ HUB_SUGGESTIONS = {
 }
 
 
+def apply_plan_to_musicgen(bundle: MusicGenModel, plan: DevicePlan) -> MusicGenModel:
+    """LOW/MINIMAL on CPU: int8 weights for the T5 encoder's and the decoder's Linear layers.
+
+    EnCodec (convolutions + LSTM) stays in float. Structured pruning is not applied: it was
+    measured on the LM (benchmarks/memory_tiers) and did not pay without fine-tuning.
+    """
+    if plan.actions.int8_weights and not plan.is_accelerator:
+        from pipelines.quantize import quantize_int8
+
+        report = quantize_int8(bundle.model)
+        bundle.applied.append(report.describe())
+    return bundle
+
+
 def load_hub_musicgen(entry: ModelEntry, plan: DevicePlan) -> MusicGenModel:
     """Any MusicGen hub id or folder, in the plan's dtype on the plan's device."""
-    return load_musicgen(entry.path, plan.dtype, plan.device, entry.display)
+    return apply_plan_to_musicgen(load_musicgen(entry.path, plan.dtype, plan.device, entry.display), plan)
 
 
 def register_music_models(registry: ModelRegistry, data_dir: Path) -> None:
@@ -32,7 +46,7 @@ def register_music_models(registry: ModelRegistry, data_dir: Path) -> None:
 
     def load_debug(entry: ModelEntry, plan: DevicePlan) -> MusicGenModel:
         folder = save_tiny_musicgen(Path(data_dir) / "models" / DEBUG_MUSICGEN_ID)
-        return load_musicgen(folder, label=entry.display)
+        return apply_plan_to_musicgen(load_musicgen(folder, label=entry.display), plan)
 
     registry.register(
         ModelEntry(

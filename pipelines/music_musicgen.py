@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class MusicGenModel:
     sampling_rate: int  # of the decoded waveform
     frame_rate: int  # audio token frames per second
     label: str = ""
+    applied: list[str] = field(default_factory=list)  # memory-plan actions applied at load
 
 
 def load_musicgen(

@@ -350,3 +350,16 @@ def test_sine_fallback_renders_the_same_length(tmp_path: Path) -> None:
     sine, soundfont = render_sine(score), render(score)
     assert sine.duration_s == pytest.approx(soundfont.duration_s) == pytest.approx(3.0)
     assert np.abs(sine.samples).max() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_low_tier_quantizes_musicgen_and_it_still_generates(ctx, pipeline) -> None:
+    from pipelines.music import TEXT_TASK
+    from pipelines.music_models import DEBUG_MUSICGEN_ID
+    from pipelines.quantize import quantized_layers
+
+    ctx.registry.set_tier("low")
+    bundle = ctx.registry.load(DEBUG_MUSICGEN_ID, TEXT_TASK).model
+    assert quantized_layers(bundle.model) and any("int8" in a for a in bundle.applied)
+    request = TextToMusicRequest(prompt="calm piano", duration_s=1, seed=2, model_id=DEBUG_MUSICGEN_ID)
+    _, result = run(pipeline.text_to_music(request, CancelToken()))
+    assert np.isfinite(result.audio.samples).all() and np.abs(result.audio.samples).max() > 0
