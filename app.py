@@ -80,23 +80,23 @@ def build_app(ctx: StudioContext):
     from pipelines.apply_plan import loaded_model_rows
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
+    writing = writing_assistant.build(ctx)
     art = art_platform.build(ctx)
     music = music_page.build(ctx)
     style = style_page.build(ctx)
-    writing = writing_assistant.build(ctx)
 
     # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
     with gr.Blocks(title="Creative Studio") as demo:
         gr.Markdown("# Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
         with gr.Tabs() as tabs:
+            with gr.Tab("Writing Assistant", id="writing"):
+                writing.blocks.render()
             with gr.Tab("Art Platform", id="art"):
                 art.blocks.render()
             with gr.Tab("Music", id="music"):
                 music.blocks.render()
             with gr.Tab("Style Transfer", id="style"):
                 style.blocks.render()
-            with gr.Tab("Writing Assistant", id="writing"):
-                writing.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
             plan_line = gr.Markdown(plan_markdown(ctx))
             with gr.Row():
@@ -134,7 +134,6 @@ def build_app(ctx: StudioContext):
             [style.content_image, tabs],
             api_name=False,
         )
-        _ = tabs  # cross-tab actions select tabs through it
     return demo
 
 
