@@ -27,6 +27,7 @@ from pipelines.latent_preview import LatentPreviewer, previewer_for
 from pipelines.png_parameters import GenerationParameters, save_png
 from studio.device import DevicePlan
 from studio.events import CancelToken, EtaClock, Event, Notice, Started, Step, UserError
+from studio.inputs import MAX_SEED, clean_text, parse_seed
 from studio.registry import ModelEntry, ModelRegistry, is_oom
 from studio.store import OutputStore
 from studio.worker import Emit, stream_events
@@ -37,7 +38,6 @@ TASK = "art"
 MAX_PROMPT_CHARS = 2000  # CLIP reads 77 tokens anyway; longer text is truncated with a notice
 MAX_STEPS = 150  # A1111's slider maximum
 MAX_BATCH = 16
-MAX_SEED = 2**32 - 1
 UPSCALE_MODES = ("nearest", "lanczos", "bicubic", "bilinear")  # display upscaling of pixel-space models
 
 # sampler name (A1111 wording) -> (diffusers scheduler class name, extra config)
@@ -136,19 +136,6 @@ def make_scheduler(sampler: str, base_config: Any) -> Any:
 # -- validation ----------------------------------------------------------------------------------
 
 
-def parse_seed(value: Any) -> int:
-    """-1/blank = random; else an integer in [0, 2**32-1]."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return -1
-    try:
-        seed = int(float(value)) if not isinstance(value, str) else int(value.strip())
-    except (TypeError, ValueError):
-        raise UserError(f"Seed must be a whole number (or -1 for random), not {str(value)[:40]!r}.") from None
-    if seed < -1 or seed > MAX_SEED:
-        raise UserError(f"Seed must be between 0 and {MAX_SEED}, or -1 for random.")
-    return seed
-
-
 def max_side_for(plan: DevicePlan) -> int:
     """Largest side we let a user ask for: 2048 on accelerators, 1024 on CPU (minutes per image)."""
     return 2048 if plan.is_accelerator else 1024
@@ -157,7 +144,7 @@ def max_side_for(plan: DevicePlan) -> int:
 def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtRequest, list[str]]:
     """Check every field; fix what can be fixed with a notice, refuse the rest with UserError."""
     notices: list[str] = []
-    prompt = _clean_text(request.prompt)
+    prompt = clean_text(request.prompt)
     if not prompt:
         raise UserError("The prompt is empty. Describe the image you want, e.g. 'a lighthouse at dusk'.")
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -165,7 +152,7 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
             f"The prompt was {len(prompt):,} characters; it was truncated to {MAX_PROMPT_CHARS:,}."
         )
         prompt = prompt[:MAX_PROMPT_CHARS]
-    negative = _clean_text(request.negative_prompt)[:MAX_PROMPT_CHARS]
+    negative = clean_text(request.negative_prompt)[:MAX_PROMPT_CHARS]
     if request.sampler not in SAMPLERS:
         raise UserError(f"Unknown sampler {request.sampler!r}. Choose one of: {', '.join(SAMPLERS)}.")
     if not 1 <= int(request.steps) <= MAX_STEPS:
@@ -220,12 +207,6 @@ def load_init_image(source: Any) -> Image.Image:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise UserError(f"The init image could not be read as an image ({type(error).__name__}).") from None
-
-
-def _clean_text(text: str | None) -> str:
-    """Drop control characters (keep newlines/tabs) and surrounding space."""
-    text = text or ""
-    return "".join(c for c in text if c in "\n\t" or c.isprintable()).strip()
 
 
 # -- generation ----------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from pipelines.music_tokens import (
     voices_score,
 )
 from studio.events import CancelToken, EtaClock, Event, Notice, Started, Step, UserError
+from studio.inputs import MAX_SEED, parse_seed
 from studio.registry import ModelRegistry
 from studio.store import OutputStore
 from studio.worker import Emit, stream_events
@@ -72,7 +73,6 @@ MAX_CONTINUE_AUDIO_S = 30.0  # pyin costs ~1 s per 10 s of audio on one thread
 MAX_ANALYSE_S = 600.0  # longer uploads are trimmed to 10 minutes
 MAX_MIDI_BYTES = 2_000_000
 MAX_MUSICGEN_S = 30.0  # MusicGen was trained on 30 s clips
-MAX_SEED = 2**32 - 1
 OUTPUT_MIDI_TPQ = 480  # what DAWs expect
 AUDIO_FORMATS = ("MP3", "OGG")
 
@@ -177,18 +177,6 @@ class AnalysisResult:
 
 
 # -- validation ----------------------------------------------------------------------------------
-
-
-def parse_seed(value: Any) -> int:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return -1
-    try:
-        seed = int(value.strip()) if isinstance(value, str) else int(float(value))
-    except (TypeError, ValueError):
-        raise UserError(f"Seed must be a whole number (or -1 for random), not {str(value)[:40]!r}.") from None
-    if seed < -1 or seed > MAX_SEED:
-        raise UserError(f"Seed must be between 0 and {MAX_SEED}, or -1 for random.")
-    return seed
 
 
 def parse_key(text: str) -> Key:

@@ -20,7 +20,6 @@ import logging
 import random
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from studio.events import CancelToken, Event, Notice, Started, Step, UserError
+from studio.inputs import MAX_SEED, clean_chars, clean_text, parse_seed
 from studio.registry import ModelRegistry, is_oom
 from studio.store import OutputStore, Record
 from studio.worker import Emit, stream_events
@@ -63,7 +63,6 @@ MAX_NEW_TOKENS = 2048  # per generation (per section for articles)
 MAX_INPUT_CHARS = 60_000  # characters kept before tokenizing; the token budget is enforced after
 MAX_SECTIONS = 20  # outline lines an article may have
 MAX_TITLES = 20
-MAX_SEED = 2**32 - 1
 MIN_STEP_INTERVAL_S = 0.02  # streamed snapshots at most every 20 ms (Stop is still checked every token)
 _MATERIAL = "\x00material\x00"  # placeholder in prompt templates; clean_text strips NULs from user text
 
@@ -163,26 +162,6 @@ class GenerationOutput:
 
 # -- text hygiene --------------------------------------------------------------------------------
 
-# control characters (but \t, \n), lone surrogates, private use, bidi overrides/isolates (they can
-# reorder what a reader sees), zero-width spaces, direction marks and BOMs; one C-level regex pass,
-# cheap enough to run on every streamed snapshot
-_UNWANTED = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\U000f0000-\U0010ffff"
-    "\u202a-\u202e\u2066-\u2069\u200b\u200e\u200f\u2060\ufeff]"
-)
-
-
-def clean_text(text: str | None) -> str:
-    """NFC-normalise; drop control, surrogate, private-use, bidi-override and invisible characters; keep \\n, \\t."""
-    return clean_chars(text).strip()
-
-
-def clean_chars(text: str | None) -> str:
-    """clean_text without the strip (a continuation's leading space matters)."""
-    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
-    text = _UNWANTED.sub("", text)  # before NFC: a lone surrogate would make normalisation fail
-    return re.sub(r"\n{4,}", "\n\n\n", unicodedata.normalize("NFC", text))
-
 
 def tidy_output(text: str) -> str:
     """Model output as shown and saved: the same hygiene as input (previews and results must agree)."""
@@ -192,19 +171,6 @@ def tidy_output(text: str) -> str:
 def continuation_renderer(prefix: str) -> Callable[[str], str]:
     """Continue mode shows your text + the raw continuation (its own leading space decides the join)."""
     return lambda text: (prefix + clean_chars(text)).rstrip()
-
-
-def parse_seed(value: Any) -> int:
-    """-1/blank = random; else an integer in [0, 2**32-1]."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return -1
-    try:
-        seed = int(value.strip()) if isinstance(value, str) else int(float(value))
-    except (TypeError, ValueError):
-        raise UserError(f"Seed must be a whole number (or -1 for random), not {str(value)[:40]!r}.") from None
-    if seed < -1 or seed > MAX_SEED:
-        raise UserError(f"Seed must be between 0 and {MAX_SEED}, or -1 for random.")
-    return seed
 
 
 _LIST_MARKER = re.compile(r"^\s*(?:#{1,6}\s*|[-*•+]\s+|\(?(?:\d{1,3}|[ivxlcIVXLC]{1,6}|[a-zA-Z])[.)]\s+)")
