@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,16 @@ from pipelines.art import (
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
 
+# quick starts in the offline model's vocabulary (colours, shapes, counts, positions, skies);
+# a hub SD model takes any prompt
 EXAMPLES = [
-    ["a red circle on a blue background", "", "DDIM", 25, 7.0],
-    ["a lighthouse on a cliff at dusk, oil painting", "blurry, low quality", "DPM++ 2M", 20, 6.5],
-    ["a cosy cabin in a snowy forest, pixel art", "", "Euler a", 25, 7.5],
+    ["two yellow stars in the night sky", "", "DDIM", 25, 2.0],
+    ["a red circle in the middle in a blue sky", "", "DDIM", 25, 2.0],
+    ["three blue squares at sunset", "", "DPM++ 2M", 20, 2.0],
+    ["a lighthouse on a cliff at dusk, oil painting", "blurry, low quality", "DPM++ 2M", 25, 7.0],
 ]
 HISTORY_SIZE = 48
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,6 +57,7 @@ def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 def build(ctx: StudioContext) -> ArtPage:
     pipeline = ArtPipeline(ctx.registry, ctx.store, ctx.settings.art_model)
     default_model = ctx.settings.art_model or ctx.registry.default_id(TASK)
+    start = recommended_settings(ctx, default_model)
 
     with gr.Blocks() as blocks:
         with gr.Row(equal_height=False):
@@ -71,12 +77,22 @@ def build(ctx: StudioContext) -> ArtPage:
                     stop_btn = gr.Button("Stop", variant="stop", scale=1)
                 with gr.Accordion("Sampling", open=True):
                     with gr.Row():
-                        sampler = gr.Dropdown(list(SAMPLERS), value="DDIM", label="Sampler", min_width=140)
+                        sampler = gr.Dropdown(
+                            list(SAMPLERS), value=start["sampler"], label="Sampler", min_width=140
+                        )
                         steps = gr.Slider(
-                            1, 150, value=25, step=1, label="Steps", min_width=140, elem_id="art-steps"
+                            1,
+                            150,
+                            value=start["steps"],
+                            step=1,
+                            label="Steps",
+                            min_width=140,
+                            elem_id="art-steps",
                         )
                     with gr.Row():
-                        cfg = gr.Slider(0, 30, value=7.0, step=0.5, label="CFG scale", min_width=140)
+                        cfg = gr.Slider(
+                            0, 30, value=start["guidance_scale"], step=0.5, label="CFG scale", min_width=140
+                        )
                         batch = gr.Slider(1, 16, value=1, step=1, label="Batch count", min_width=140)
                     with gr.Row():
                         width = gr.Slider(0, 2048, value=0, step=8, label="Width (0 = native)", min_width=140)
@@ -263,6 +279,11 @@ def build(ctx: StudioContext) -> ArtPage:
                 p.get("strength", 0.6),
             )
 
+        def use_recommended(model_id: str) -> tuple[Any, Any, Any]:
+            values = recommended_settings(ctx, model_id or default_model)
+            return values["sampler"], values["steps"], values["guidance_scale"]
+
+        model.change(use_recommended, model, [sampler, steps, cfg], api_name=False)
         refresh_btn.click(load_history, None, history, api_name="art_history")
         blocks.load(load_history, None, history, api_name=False)
         history.select(select_history, None, [history_params, selected_record], api_name=False)
@@ -274,6 +295,16 @@ def build(ctx: StudioContext) -> ArtPage:
         )
 
     return ArtPage(blocks, result_file, send_to_style)
+
+
+def recommended_settings(ctx: StudioContext, model_id: str) -> dict[str, Any]:
+    """Sampler, steps and CFG that suit a model (registered entries say; others get SD defaults)."""
+    values = {"sampler": "DDIM", "steps": 25, "guidance_scale": 7.0}
+    try:
+        values.update(ctx.registry.entry(model_id, TASK).recommended)
+    except Exception:  # noqa: BLE001 - an unknown id just keeps the SD defaults
+        log.debug("no recommended settings for %r", model_id)
+    return values
 
 
 def _whole(value: Any, name: str) -> int:

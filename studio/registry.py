@@ -19,7 +19,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class ModelEntry:
     license: str = "unknown"
     label: str = ""  # what the UI shows; defaults to id
     location: str = ""  # hub id or folder the loader reads; defaults to id
+    recommended: dict[str, Any] = field(default_factory=dict, compare=False)  # UI defaults, e.g. CFG
 
     @property
     def display(self) -> str:

@@ -86,3 +86,16 @@ def test_reuse_parameters_from_a_history_item(client, launched_app) -> None:
     assert (prompt, sampler, steps, seed) == ("reuse me", "DDIM", 3, "4242")
     with pytest.raises(AppError, match="Select a result"):
         client.predict(None, api_name="/art_reuse")
+
+
+def test_models_carry_recommended_settings(launched_app) -> None:
+    from pages.art_platform import recommended_settings
+
+    ctx = launched_app.ctx
+    assert recommended_settings(ctx, "art-offline")["guidance_scale"] == 2.0
+    assert recommended_settings(ctx, "stabilityai/sd-turbo") == {
+        "sampler": "Euler a",
+        "steps": 4,
+        "guidance_scale": 0.0,
+    }
+    assert recommended_settings(ctx, "someone/unknown-sd")["guidance_scale"] == 7.0
