@@ -23,7 +23,7 @@ CHECKER_DIR = REPO / "assets" / "models" / "art-offline-checker"
 
 # measured held-out adherence of the committed weights is in training/art_model/RESULTS.md;
 # these floors sit below it, so the test guards against regressions, not noise
-ADHERENCE_FLOOR = {"colour": 0.5, "shape": 0.35}
+ADHERENCE_FLOOR = {"colour": 0.8, "shape": 0.75}  # measured at step 8510: 98% and 100% (128 prompts)
 
 
 @pytest.fixture(scope="module")
