@@ -11,12 +11,14 @@ import gradio as gr
 
 from pages.common import (
     HEAVY,
+    HEAVY_ADMISSION,
     SafeImage,
     follow,
     friendly_errors,
     make_stop_handler,
     plan_markdown,
     session_key,
+    turn_label,
 )
 from pipelines.art import SAMPLERS, TASK, UPSCALE_MODES, ArtPipeline, ArtRequest, ArtResult, load_init_image
 from studio.context import StudioContext
@@ -180,7 +182,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 full_decode_every=int(full or 0),
                 upscale_mode=upscale or "nearest",
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.generate(art_request, cancel), progress):
                     if isinstance(event, Step) and event.preview is not None:
                         eta = f" · ETA {event.eta_s:.1f}s" if event.eta_s is not None else ""
@@ -233,7 +235,7 @@ def build(ctx: StudioContext) -> ArtPage:
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_generate",
             concurrency_id=HEAVY,
-            concurrency_limit=1,
+            concurrency_limit=HEAVY_ADMISSION,
         )
         stop_btn.click(make_stop_handler(ctx), None, None, api_name="art_stop", cancels=[generate_event])
         random_btn.click(lambda: "-1", None, seed, api_name=False)

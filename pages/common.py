@@ -20,7 +20,10 @@ from studio.registry import ModelLoadError
 
 log = logging.getLogger(__name__)
 
-HEAVY = "heavy-model"  # shared concurrency_id: one big model job at a time across all tabs
+HEAVY = "heavy-model"  # shared concurrency_id of the big-model events across all tabs
+# Gradio admits this many heavy events at once; they then take turns, one session after another,
+# at the fair gate of studio.jobs (one job computes at a time), so a busy client cannot starve others.
+HEAVY_ADMISSION = 8
 
 
 class SafeImage(gr.Image):
@@ -112,6 +115,18 @@ def _is_generator(fn: Callable[..., Any]) -> bool:
     import inspect
 
     return inspect.isgeneratorfunction(fn)
+
+
+def turn_label(progress: gr.Progress | None) -> Callable[[int], None] | None:
+    """While a heavy job waits its fair turn, say so on its progress bar."""
+    if progress is None:
+        return None
+
+    def show(ahead: int) -> None:
+        others = f"{ahead} job{'s' if ahead != 1 else ''} ahead" if ahead else "next"
+        progress((0, 1), desc=f"Waiting for your turn · {others}")
+
+    return show
 
 
 def make_stop_handler(ctx: StudioContext) -> Callable[[gr.Request], None]:

@@ -8,7 +8,16 @@ from typing import Any
 
 import gradio as gr
 
-from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.common import (
+    HEAVY,
+    HEAVY_ADMISSION,
+    follow,
+    friendly_errors,
+    make_stop_handler,
+    plan_markdown,
+    session_key,
+    turn_label,
+)
 from pipelines.music import (
     GM_CHOICES,
     KEYS,
@@ -251,7 +260,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 instruments=_programs((inst1, inst2, inst3, inst4)),
                 audio_format=fmt,
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.compose(music_request, cancel), progress):
                     if isinstance(event, Step):
                         status = f"Composing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
@@ -265,7 +274,7 @@ def build(ctx: StudioContext) -> MusicPage:
             [player, roll, info, files, last_wav, last_midi],
             api_name="music_compose",
             concurrency_id=HEAVY,
-            concurrency_limit=1,
+            concurrency_limit=HEAVY_ADMISSION,
         )
 
         @friendly_errors
@@ -291,7 +300,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 temperature=float(temp),
                 seed=parse_seed(seed_text),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.continue_piece(music_request, cancel), progress):
                     if isinstance(event, Step):
                         status = f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
@@ -308,7 +317,7 @@ def build(ctx: StudioContext) -> MusicPage:
             [cont_player, cont_roll, cont_info, cont_files, last_wav, last_midi],
             api_name="music_continue",
             concurrency_id=HEAVY,
-            concurrency_limit=1,
+            concurrency_limit=HEAVY_ADMISSION,
         )
 
         @friendly_errors
@@ -318,7 +327,7 @@ def build(ctx: StudioContext) -> MusicPage:
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 events = pipeline.analyse(AnalyseRequest(audio_path or None, midi_path or None), cancel)
                 for event in follow(events, progress):
                     if isinstance(event, Finished):
@@ -334,11 +343,11 @@ def build(ctx: StudioContext) -> MusicPage:
         analyse_outputs = [an_summary, an_wave, an_mel, an_roll]
         analyse_btn.click(
             analyse, [an_audio, an_midi], analyse_outputs, api_name="music_analyse",
-            concurrency_id=HEAVY, concurrency_limit=1,
+            concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION,
         )  # fmt: skip
         analyse_last_btn.click(
             analyse, [last_wav, last_midi], analyse_outputs, api_name="music_analyse_last",
-            concurrency_id=HEAVY, concurrency_limit=1,
+            concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION,
         )  # fmt: skip
 
         @friendly_errors
@@ -358,7 +367,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 seed=parse_seed(seed_text),
                 model_id=model_id or "",
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.text_to_music(music_request, cancel), progress):
                     if isinstance(event, Step):
                         status = f"Generating… {event.info.get('seconds', 0):.1f} s of audio"
@@ -374,7 +383,7 @@ def build(ctx: StudioContext) -> MusicPage:
             [mg_player, mg_info, mg_files],
             api_name="music_text_to_music",
             concurrency_id=HEAVY,
-            concurrency_limit=1,
+            concurrency_limit=HEAVY_ADMISSION,
         )
         stop = make_stop_handler(ctx)
         stop_btn.click(stop, None, None, api_name="music_stop", cancels=[compose_event])

@@ -8,7 +8,16 @@ from typing import Any
 
 import gradio as gr
 
-from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.common import (
+    HEAVY,
+    HEAVY_ADMISSION,
+    follow,
+    friendly_errors,
+    make_stop_handler,
+    plan_markdown,
+    session_key,
+    turn_label,
+)
 from pipelines.style import (
     FILTERS,
     NUM_STYLES,
@@ -23,6 +32,7 @@ from pipelines.style import (
 )
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
+from studio.jobs import HEAVY_LANE
 
 HISTORY_SIZE = 48
 FAST_CONCURRENCY = "style-fast"  # the ONNX modes take a second: they never wait behind a diffusion job
@@ -263,7 +273,9 @@ def build(ctx: StudioContext) -> StylePage:
                 gatys_size=int(work_size),
                 preview_every=int(every or 0),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            # Gatys is heavy and takes its fair turn; the fast modes run beside it
+            lane = HEAVY_LANE if style_request.mode is StyleMode.GATYS else None
+            with ctx.jobs.job(session_key(request), lane, turn_label(progress)) as cancel:
                 for event in follow(pipeline.generate(style_request, cancel), progress):
                     if isinstance(event, Step) and event.preview is not None:
                         loss = event.info.get("loss")
@@ -314,7 +326,12 @@ def build(ctx: StudioContext) -> StylePage:
             concurrency_limit=2,
         )
         hq_event = hq_btn.click(
-            stylize, inputs, outputs, api_name="style_transfer_hq", concurrency_id=HEAVY, concurrency_limit=1
+            stylize,
+            inputs,
+            outputs,
+            api_name="style_transfer_hq",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_ADMISSION,
         )
         stop_btn.click(
             make_stop_handler(ctx), None, None, api_name="style_stop", cancels=[fast_event, hq_event]

@@ -13,7 +13,15 @@ from typing import Any
 
 import gradio as gr
 
-from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.common import (
+    HEAVY,
+    HEAVY_ADMISSION,
+    follow,
+    friendly_errors,
+    make_stop_handler,
+    plan_markdown,
+    session_key,
+)
 from pipelines.writing import (
     GENRES,
     LENGTHS,
@@ -293,7 +301,7 @@ def build(ctx: StudioContext) -> WritingPage:
             yield from run(writing_request, request)
 
         sampling_inputs = [temperature, top_p, max_tokens, penalty, seed]
-        common = {"concurrency_id": HEAVY, "concurrency_limit": 1, "show_progress": "hidden"}
+        common = {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_ADMISSION, "show_progress": "hidden"}
         write_event = write_btn.click(
             write,
             inputs=[

@@ -2,30 +2,47 @@
 
 Gradio's `cancels=[event]` stops the event's generator but not a worker thread already inside a
 library loop; the token is what the loop checks every step. Keys are Gradio session hashes.
+
+Heavy jobs also pass a fair gate (studio.fairness): sessions take turns on the heavy lane, so one
+client that queues many jobs does not starve the next visitor. Light jobs (lane=None) skip it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from studio.events import CancelToken
+from studio.fairness import FairGate
+
+HEAVY_LANE = "heavy"  # big-model work: one job at a time, sessions in turn
 
 
 class JobBoard:
-    def __init__(self) -> None:
+    def __init__(self, heavy_slots: int = 1) -> None:
         self._tokens: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
+        self.gates = {HEAVY_LANE: FairGate(heavy_slots)}
 
     @contextmanager
-    def job(self, key: str) -> Iterator[CancelToken]:
-        """A fresh token for this session's job, forgotten when the job ends however it ends."""
+    def job(
+        self, key: str, lane: str | None = HEAVY_LANE, on_wait: Callable[[int], None] | None = None
+    ) -> Iterator[CancelToken]:
+        """A fresh token for this session's job, forgotten when the job ends however it ends.
+
+        On a lane, the job first waits its fair turn (Stop while waiting raises Cancelled);
+        `on_wait(jobs_ahead)` is called while it waits, e.g. to show a progress label.
+        """
         token = CancelToken()
         with self._lock:
             self._tokens[key] = token
         try:
-            yield token
+            if lane is None:
+                yield token
+            else:
+                with self.gates[lane].turn(key, token, on_wait):
+                    yield token
         finally:
             with self._lock:
                 if self._tokens.get(key) is token:

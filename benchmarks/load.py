@@ -1,0 +1,301 @@
+"""Load: concurrent gradio_client jobs on every tab against a launched app (a separate server process).
+
+Rows (one JSON object each):
+- `concurrent`: 20 jobs across all tabs at once from 4 clients, with the queue and concurrency limits
+  in force; every job ends finished, stopped or with a clear error; `lost_jobs`, `duplicated_jobs`
+  (History rows vs finished jobs), the queue positions clients were told;
+- `rss`: the server's RSS after every 20 of 200 mixed jobs (the curve), `rss_growth_ratio`
+  (after 200 / after 20) and `disk_growth_mb` (output folder before and after);
+- `fairness`: one client queues 10 art jobs, a second client then sends one: how many of the first
+  client's jobs finished before the visitor's (`busy_jobs_before_visitor`; plain FIFO would be 10),
+  and the visitor's wait over one job's time.
+
+The server runs the tiny debug models (debug-tiny-sd, debug-tiny-gpt2) plus the embedded composer
+and the fast style networks, so the figures measure the serving machinery, not model speed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Outcome:
+    kind: str
+    status: str  # "finished" | "stopped" | "error"
+    seconds: float
+    message: str = ""
+    queue_positions: list[int] = field(default_factory=list)
+
+
+def job_specs(content: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """One small job per tab (keyword arguments; gradio_client fills the rest with defaults)."""
+    from gradio_client import handle_file
+
+    blank = {name: "" for name in ("theme_text", "source_text", "rewrite_source", "titles_text")}
+    return {
+        "art": (
+            "/art_generate",
+            dict(
+                prompt_text="a red circle",
+                negative_text="",
+                init_path=None,
+                n_steps=4,
+                w=64,
+                h=64,
+                seed_text="1",
+            ),
+        ),
+        "writing": (
+            "/writing_generate",
+            dict(premise_text="a lighthouse keeper", tokens=24, seed_text="1", **blank),
+        ),
+        "music": ("/music_compose", dict(n_bars=1, seed_text="1", fmt="OGG")),
+        "style": (
+            "/style_transfer",
+            dict(content_path=handle_file(content), mode_value="filter", blend_spec="", style_path=None),
+        ),
+    }
+
+
+class Server:
+    """`python app.py` on a free port with its own output and data folders."""
+
+    def __init__(self, root: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.root = root
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+            "GRADIO_ANALYTICS_ENABLED": "False",
+            "STUDIO_WRITING_MODEL": "debug-tiny-gpt2",
+            "STUDIO_ART_MODEL": "debug-tiny-sd",
+        }
+        args = [
+            "--port",
+            str(self.port),
+            "--output-dir",
+            str(root / "outputs"),
+            "--data-dir",
+            str(root / "data"),
+        ]
+        self.log = open(root / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "app.py", *args, "--offline"],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited; see {self.root / 'server.log'}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2).read(64)
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError("the server did not start")
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+
+    def history_rows(self) -> int:
+        counts = 0
+        for db in self.root.rglob("history.sqlite"):
+            with sqlite3.connect(db) as conn:
+                counts += conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        return counts
+
+    def output_mb(self) -> float:
+        files = (self.root / "outputs").rglob("*")
+        return sum(p.stat().st_size for p in files if p.is_file()) / 2**20
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def run_job(
+    client: Any, kind: str, spec: tuple[str, dict[str, Any]], stop_after_s: float | None = None
+) -> Outcome:
+    """Submit one job, follow its status (queue position), optionally press the tab's Stop, classify the end."""
+    api_name, kwargs = spec
+    started = time.monotonic()
+    job = client.submit(api_name=api_name, **kwargs)
+    positions: list[int] = []
+    stopped = False
+    while not job.done():
+        status = job.status()
+        if status.rank is not None and status.code.name == "IN_QUEUE":
+            positions.append(int(status.rank))
+        if stop_after_s is not None and not stopped and time.monotonic() - started > stop_after_s:
+            client.predict(api_name=f"/{api_name.strip('/').split('_')[0]}_stop")
+            stopped = True
+        time.sleep(0.02)
+    try:
+        job.result()
+        status = "stopped" if stopped else "finished"
+        message = ""
+    except Exception as error:  # noqa: BLE001 - the message is the point: it must be a clear one
+        status = "stopped" if stopped else "error"
+        message = str(error)[:200]
+    return Outcome(kind, status, time.monotonic() - started, message, sorted(set(positions)))
+
+
+def run_batch(clients: list[Any], kinds: list[str], specs: dict, stop_every: int = 0) -> list[Outcome]:
+    """Every job in its own thread, client i % len(clients); every `stop_every`-th job is stopped."""
+    outcomes: list[Outcome | None] = [None] * len(kinds)
+
+    def go(i: int, kind: str) -> None:
+        stop = 0.3 if stop_every and i % stop_every == stop_every - 1 else None
+        outcomes[i] = run_job(clients[i % len(clients)], kind, specs[kind], stop)
+
+    threads = [threading.Thread(target=go, args=(i, k)) for i, k in enumerate(kinds)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    return [o if o is not None else Outcome("?", "lost", 0.0) for o in outcomes]
+
+
+def summarize(outcomes: list[Outcome], rows_added: int) -> dict[str, Any]:
+    """Lost = no end at all; duplicated = more History rows than finished jobs (a job saved twice)."""
+    ends = Counter(o.status for o in outcomes)
+    saved = sum(1 for o in outcomes if o.status == "finished")
+    return {
+        "jobs": len(outcomes),
+        "finished": ends["finished"],
+        "stopped": ends["stopped"],
+        "errors": ends["error"],
+        "error_messages": sorted({o.message for o in outcomes if o.status == "error"})[:5],
+        "lost_jobs": ends["lost"],
+        "duplicated_jobs": max(0, rows_added - saved),
+        "unsaved_finished_jobs": max(0, saved - rows_added),
+        "max_queue_position_seen": max((max(o.queue_positions, default=0) for o in outcomes), default=0),
+        "median_job_s": round(float(np.median([o.seconds for o in outcomes])), 3),
+    }
+
+
+def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int = 4) -> dict[str, Any]:
+    from gradio_client import Client
+
+    clients = [Client(server.url, verbose=False) for _ in range(n_clients)]
+    kinds = [list(specs)[i % len(specs)] for i in range(n_jobs)]
+    before = server.history_rows()
+    outcomes = run_batch(clients, kinds, specs)
+    return {"benchmark": "load", "name": "concurrent", **summarize(outcomes, server.history_rows() - before)}
+
+
+def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> list[dict[str, Any]]:
+    from gradio_client import Client
+
+    clients = [Client(server.url, verbose=False) for _ in range(4)]
+    disk_before, rows_before = server.output_mb(), server.history_rows()
+    curve, outcomes = [], []
+    for done in range(batch, total + 1, batch):
+        kinds = [list(specs)[(done + i) % len(specs)] for i in range(batch)]
+        outcomes += run_batch(clients, kinds, specs, stop_every=10)
+        curve.append(
+            {"benchmark": "load", "name": "rss_curve", "jobs": done, "rss_mb": round(server.rss_mb(), 1)}
+        )
+    summary = summarize(outcomes, server.history_rows() - rows_before)
+    return curve + [
+        {
+            "benchmark": "load",
+            "name": "rss",
+            **summary,
+            "rss_after_20_mb": curve[0]["rss_mb"],
+            "rss_after_200_mb": curve[-1]["rss_mb"],
+            "rss_growth_ratio": round(curve[-1]["rss_mb"] / curve[0]["rss_mb"], 3),
+            "disk_growth_mb": round(server.output_mb() - disk_before, 2),
+        }
+    ]
+
+
+def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, Any]:
+    """A busy client queues `busy_jobs` art jobs; a visitor then sends one. Who finishes when?"""
+    from gradio_client import Client
+
+    busy, visitor = Client(server.url, verbose=False), Client(server.url, verbose=False)
+    api_name, kwargs = specs["art"]
+    slow = {**kwargs, "n_steps": 12}  # long enough that the queue really builds up
+    single = time.monotonic()
+    busy.predict(api_name=api_name, **slow)
+    one_job_s = time.monotonic() - single
+    finished: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def go(client: Any, who: str) -> None:
+        client.predict(api_name=api_name, **slow)
+        with lock:
+            finished.append((time.monotonic(), who))
+
+    threads = [threading.Thread(target=go, args=(busy, "busy")) for _ in range(busy_jobs)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    visitor_thread = threading.Thread(target=go, args=(visitor, "visitor"))
+    visitor_thread.start()
+    for thread in [*threads, visitor_thread]:
+        thread.join(600)
+    order = [who for _, who in sorted(finished)]
+    visitor_done = next(t for t, who in finished if who == "visitor")
+    return {
+        "benchmark": "load",
+        "name": "fairness",
+        "busy_jobs": busy_jobs,
+        "busy_jobs_before_visitor": order.index("visitor"),
+        "visitor_wait_over_one_job": round((visitor_done - sent) / one_job_s, 2),
+        "fifo_would_be": busy_jobs,
+    }
+
+
+def small_image(folder: Path) -> str:
+    rng = np.random.default_rng(0)
+    path = folder / "content.png"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def run() -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="studio-load-") as tmp:
+        root = Path(tmp)
+        server = Server(root)
+        try:
+            specs = job_specs(small_image(root))
+            rows = [concurrent_row(server, specs)]
+            rows += rss_rows(server, specs)
+            rows.append(fairness_row(server, specs))
+            return rows
+        finally:
+            server.stop()
