@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -80,6 +81,28 @@ class ModelLoadError(RuntimeError):
     """The requested model could not be loaded and there was no default to fall back to."""
 
 
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")  # "owner/name" or "name"
+MAX_PATH_CHARS = 4096  # longer is no folder on any common filesystem
+
+
+def model_source(model_id: str) -> Source:
+    """LOCAL for an existing folder, HUB for a well-formed hub id; anything else is refused up front."""
+    if len(model_id) <= MAX_PATH_CHARS:
+        try:
+            if Path(model_id).expanduser().is_dir():
+                return Source.LOCAL
+        except OSError:  # e.g. a path component over the filesystem's name limit
+            pass
+    if HUB_ID.match(model_id) and ".." not in model_id and "--" not in model_id:
+        return Source.HUB
+    shown = model_id if len(model_id) <= 60 else model_id[:57] + "..."
+    raise ModelLoadError(
+        f"'{shown}' is not a model id. Give a Hugging Face id such as 'owner/model-name' (letters, digits, "
+        "'-', '_' and '.', at most 96 characters on each side of the '/'), or the path of an existing "
+        "model folder."
+    )
+
+
 class ModelRegistry:
     def __init__(self, plan_provider: Callable[[], DevicePlan], max_loaded: int = 2, offline: bool = False):
         self._plan_provider = plan_provider
@@ -140,8 +163,8 @@ class ModelRegistry:
         if model_id in self._entries:
             return self._entries[model_id]
         if task not in self._hub_loaders:
-            raise ModelLoadError(f"No loader for {task!r} models like {model_id!r}")
-        source = Source.LOCAL if Path(model_id).expanduser().is_dir() else Source.HUB
+            raise ModelLoadError(f"No loader for {task!r} models like {model_id[:80]!r}")
+        source = model_source(model_id)
         return ModelEntry(model_id, task, source, self._hub_loaders[task])
 
     # -- loading -------------------------------------------------------------------------------

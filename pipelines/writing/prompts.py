@@ -35,7 +35,20 @@ TONES = ["formal", "casual", "friendly", "humorous", "poetic", "concise", "persu
 SYSTEM = "You are a skilled creative writing assistant. Reply with the requested text only, without preamble."
 
 MAX_NEW_TOKENS = 2048  # per generation (per section for articles)
-MAX_INPUT_CHARS = 60_000  # characters kept before tokenizing; the token budget is enforced after
+# The longest text each mode takes, in UTF-8 bytes (so an emoji counts 4): a premise, theme or topic
+# is a few sentences; text to continue or rewrite may be longer. Every kept byte lengthens the prompt
+# that each new token attends over, so a 200,000-letter premise would make a job crawl.
+MAX_INPUT_BYTES = {
+    "story": 2_000,
+    "poem": 1_000,
+    "outline": 1_000,
+    "article": 1_000,
+    "titles": 2_000,
+    "continue": 16_000,
+    "rewrite": 16_000,
+}
+KEEPS_THE_END = {"continue"}  # continuing a text needs its end; every other mode keeps the beginning
+FIELD_NAMES = {"story": "premise", "poem": "theme", "outline": "topic", "article": "topic", "titles": "topic"}
 MAX_SECTIONS = 20  # outline lines an article may have
 MAX_TITLES = 20
 MIN_STEP_INTERVAL_S = 0.02  # streamed snapshots at most every 20 ms (Stop is still checked every token)

@@ -7,7 +7,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.writing.prompts import (
-    MAX_INPUT_CHARS,
+    FIELD_NAMES,
+    KEEPS_THE_END,
+    MAX_INPUT_BYTES,
     MAX_NEW_TOKENS,
     MAX_SECTIONS,
     MAX_TITLES,
@@ -33,9 +35,9 @@ def validate(request: WritingRequest, context_length: int | None = None) -> tupl
     text = clean_text(request.text)
     if not text:
         raise UserError(_EMPTY[request.mode])
-    if len(text) > MAX_INPUT_CHARS:
-        notices.append(f"Your text was {len(text):,} characters; only the last {MAX_INPUT_CHARS:,} are used.")
-        text = text[-MAX_INPUT_CHARS:]
+    text, notice = cap_text(text, request.mode)
+    if notice:
+        notices.append(notice)
     outline = request.outline
     if request.mode == "article":
         sections = parse_outline(outline, limit=10_000)
@@ -93,6 +95,22 @@ def validate(request: WritingRequest, context_length: int | None = None) -> tupl
         sampling=sampling,
     )
     return cleaned, notices
+
+
+def cap_text(text: str, mode: str) -> tuple[str, str]:
+    """Cut text to the mode's byte budget on a character boundary; the notice says what was kept."""
+    budget = MAX_INPUT_BYTES[mode]
+    data = text.encode("utf-8")
+    if len(data) <= budget:
+        return text, ""
+    end = mode in KEEPS_THE_END
+    kept = (data[-budget:] if end else data[:budget]).decode("utf-8", errors="ignore").strip()
+    field = FIELD_NAMES.get(mode, "text")
+    part = "last" if end else "first"
+    return kept, (
+        f"Your {field} was {len(text):,} characters long; only its {part} {len(kept):,} are used "
+        f"(this mode takes up to {budget:,} bytes)."
+    )
 
 
 _EMPTY = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from studio.device import MemoryInfo, make_plan
@@ -68,3 +70,15 @@ def test_offline_mode_refuses_hub_without_network() -> None:
     loaded = registry.load("someone/sd-model", "art")
     assert loaded.entry.id == "default" and "offline" in loaded.notice
     assert "someone/sd-model" not in loads
+
+
+def test_model_ids_are_checked_up_front() -> None:
+    from studio.registry import ModelLoadError, Source, model_source
+
+    assert model_source("stabilityai/sd-turbo") is Source.HUB and model_source("gpt2") is Source.HUB
+    assert model_source(str(Path(__file__).parent)) is Source.LOCAL
+    for bad in ["x" * 200_000, "a/b/c", "../../etc/passwd", "/no/such/folder", "owner/na me", "🎨/art"]:
+        with pytest.raises(
+            ModelLoadError, match="is not a model id. Give a Hugging Face id such as 'owner/model-name'"
+        ):
+            model_source(bad)
