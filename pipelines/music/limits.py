@@ -61,7 +61,12 @@ def clamp_bars(bars: Any, notices: list[str], what: str = "Length") -> int:
 
 
 def clamp_tempo(tempo: float, default: float, notices: list[str]) -> float:
-    tempo = float(tempo or 0) or default
+    try:
+        tempo = float(tempo or 0) or default
+    except (TypeError, ValueError):
+        raise UserError(f"Tempo must be a number of beats per minute (got {str(tempo)[:40]!r}).") from None
+    if not math.isfinite(tempo):
+        raise UserError("Tempo must be a finite number of beats per minute (0 = the style's default).")
     if not MIN_TEMPO <= tempo <= MAX_TEMPO:
         clamped = min(max(tempo, MIN_TEMPO), MAX_TEMPO)
         notices.append(f"Tempo {tempo:g} BPM is outside {MIN_TEMPO:g}–{MAX_TEMPO:g}; using {clamped:g}.")

@@ -142,4 +142,10 @@ def render_sine(score: symusic.Score, sample_rate: int = SAMPLE_RATE, tail_s: fl
 def write_audio(audio: Audio, path: Path, fmt: str) -> None:
     """fmt: 'WAV' (16-bit PCM), 'MP3' or 'OGG' (Vorbis), through libsndfile."""
     subtype = {"WAV": "PCM_16", "MP3": "MPEG_LAYER_III", "OGG": "VORBIS"}[fmt]
-    sf.write(str(path), audio.samples, audio.sample_rate, format=fmt, subtype=subtype)
+    channels = 1 if audio.samples.ndim == 1 else audio.samples.shape[1]
+    # one second per write: libsndfile 1.2's Vorbis encoder crashes the process (SIGSEGV) when handed
+    # a long clip (~2 minutes of stereo) in a single write
+    block = audio.sample_rate
+    with sf.SoundFile(str(path), "w", audio.sample_rate, channels, subtype, format=fmt) as out:
+        for start in range(0, len(audio.samples), block):
+            out.write(audio.samples[start : start + block])

@@ -252,3 +252,13 @@ def test_registry_has_the_bundled_composer_by_default(ctx) -> None:
     assert ctx.registry.default_id(TASK) == COMPOSER_ID
     bundle = ctx.registry.load("", TASK).model
     assert bundle.model.config.vocab_size == len(make_tokenizer())
+
+
+def test_a_nan_or_text_tempo_is_refused_clearly() -> None:
+    from pipelines.music.limits import clamp_tempo
+
+    for bad in (float("nan"), float("inf"), "fast"):
+        with pytest.raises(UserError, match="Tempo must be a"):
+            clamp_tempo(bad, 100.0, [])
+    notices: list[str] = []
+    assert clamp_tempo(-120, 100.0, notices) == 30.0 and "outside" in notices[0]
