@@ -82,7 +82,7 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(error, gr.Error):
             return error
         if isinstance(error, (UserError, ModelLoadError)):
-            return gr.Error(str(error))
+            return gr.Error(readable(str(error)))
         if isinstance(error, Cancelled):
             return gr.Error("Stopped.", title="Stopped")
         log.exception("unexpected error in %s", fn.__name__)
@@ -109,6 +109,11 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise translate(error) from error
 
     return wrapper
+
+
+def readable(message: str, limit: int = 500) -> str:
+    """A message a person reads: never the megabyte of input a hostile request echoed into it."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def _is_generator(fn: Callable[..., Any]) -> bool:

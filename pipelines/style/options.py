@@ -58,7 +58,8 @@ def parse_blend(text: str) -> dict[int, float]:
         try:
             index, weight = int(index_text), float(weight_text) if weight_text.strip() else 1.0
         except ValueError:
-            raise UserError(f"Could not read the blend {part!r}; write it like '3:0.5, 12:0.5'.") from None
+            shown = part if len(part) <= 40 else part[:37] + "..."
+            raise UserError(f"Could not read the blend {shown!r}; write it like '3:0.5, 12:0.5'.") from None
         if not 0 <= index < NUM_STYLES:
             raise UserError(f"Style numbers go from 0 to {NUM_STYLES - 1} (got {index}).")
         if weight < 0:

@@ -182,7 +182,9 @@ def assert_clear(error: AppError) -> None:
     assert message.strip(), "an empty error message"
     assert not message.startswith("Something went wrong"), message[:300]
     assert "Traceback" not in message and 'File "/' not in message, message[:300]
-    assert len(message) < 600, f"a {len(message)}-character message is not one a person reads"
+    assert len(message) < 600, (
+        f"a {len(message)}-character message is not one a person reads: {message[:200]}"
+    )
 
 
 def raw_call(client, api_name: str, kwargs: dict[str, Any]) -> str:
