@@ -10,6 +10,7 @@ from pipelines.art.pipeline import (
     ArtResult,
     load_init_image,
 )
+from pipelines.art.travel import PromptTravel, TextEmbedding, TravelSession
 
 __all__ = [
     "SAMPLERS",
@@ -18,6 +19,9 @@ __all__ = [
     "ArtPipeline",
     "ArtRequest",
     "ArtResult",
+    "PromptTravel",
+    "TextEmbedding",
+    "TravelSession",
     "load_init_image",
     "register_art_models",
 ]
