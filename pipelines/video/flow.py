@@ -20,6 +20,7 @@ the cost) and scaled back up. The DIS preset was chosen by measurement (benchmar
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -93,31 +94,45 @@ def _to_size(flow: np.ndarray, w: int, h: int) -> np.ndarray:
     return out
 
 
-def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h, w = flow.shape[:2]
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return xs, ys
+
+
+def _sample_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel samples from: x + flow(x), as the two float32 maps cv2.remap takes."""
+    xs, ys = _pixel_grid(*flow.shape[:2])
     return xs + flow[..., 0], ys + flow[..., 1]
+
+
+def _remap(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return cv2.remap(image, maps[0], maps[1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """out(x) = image(x + flow(x)), bilinear; pass the backward flow b_t to bring frame t-1 to t."""
-    map_x, map_y = _sample_grid(flow)
-    return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _remap(image, _sample_maps(flow))
+
+
+def _mask(flows: FlowPair, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    backward = flows.backward
+    forward_at = _remap(flows.forward, maps)  # f_{t-1->t} read where each pixel of t came from
+    fx, fy, bx, by = forward_at[..., 0], forward_at[..., 1], backward[..., 0], backward[..., 1]
+    # a consistent round trip gives f~ + b ~ 0 (per channel: numpy reductions over a last axis of 2 are slow)
+    disagreement = np.square(fx + bx) + np.square(fy + by)
+    scale = np.square(fx) + np.square(fy) + np.square(bx) + np.square(by)
+    consistent = disagreement <= 0.01 * scale + 0.5
+    h, w = backward.shape[:2]
+    map_x, map_y = maps
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return (consistent & inside).astype(np.float32)
 
 
 def consistency_mask(flows: FlowPair) -> np.ndarray:
     """HxW float32: 1 where forward and backward flow agree (the pixel is visible in both frames),
     0 where they disagree (occlusion/disocclusion) or the flow points outside the frame."""
-    backward = flows.backward
-    forward_at = warp(flows.forward, backward)  # f_{t-1->t} read where each pixel of t came from
-    total = forward_at + backward  # ~0 for a consistent round trip
-    disagreement = (total**2).sum(-1)
-    scale = (forward_at**2).sum(-1) + (backward**2).sum(-1)
-    consistent = disagreement <= 0.01 * scale + 0.5
-    h, w = backward.shape[:2]
-    map_x, map_y = _sample_grid(backward)
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    return (consistent & inside).astype(np.float32)
+    return _mask(flows, _sample_maps(flows.backward))
 
 
 def temporal_blend(
@@ -126,9 +141,10 @@ def temporal_blend(
     """out_t = m*w*warp(out_{t-1}) + (1 - m*w)*stylized_t, all HxWx3 float32."""
     if weight <= 0:
         return stylized
-    warped = warp(previous_out, flows.backward)
-    alpha = (consistency_mask(flows) * float(weight))[..., None]
-    return alpha * warped + (1.0 - alpha) * stylized
+    maps = _sample_maps(flows.backward)  # shared by the mask and the warp
+    warped = _remap(previous_out, maps)
+    alpha = _mask(flows, maps) * np.float32(weight)
+    return cv2.blendLinear(warped, np.ascontiguousarray(stylized, dtype=np.float32), alpha, 1.0 - alpha)
 
 
 def flicker(frames: list[np.ndarray], flows: list[FlowPair]) -> float:
