@@ -265,13 +265,16 @@ def build(ctx: StudioContext) -> VideoPage:
         @friendly_errors
         def stylize(
             clip_path: str | None, weight: float, side: float, rate: float, t0: Any, t1: Any, audio: bool,
-            *style_values: Any, request: gr.Request, progress: gr.Progress = gr.Progress(),
+            s_mode: str, s_style: Any, s_blend: str, s_image: str | None, s_filter: str, s_amount: float,
+            s_strength: float, s_preserve: bool, request: gr.Request, progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
             if not clip_path:
                 raise UserError("Upload a video clip first.")
             job = StylizeRequest(
                 clip=clip_path,
-                style=style_request(*style_values),
+                style=style_request(
+                    s_mode, s_style, s_blend, s_image, s_filter, s_amount, s_strength, s_preserve
+                ),
                 consistency=float(weight),
                 size=whole(side, "Output size"),
                 fps=float(rate or 0),
@@ -287,7 +290,8 @@ def build(ctx: StudioContext) -> VideoPage:
             model_id: str, key_text: str, negative_text: str, n_frames: float, rate: float, n_steps: float,
             cfg_scale: float, seed_text: str, interp: str, use_style: bool, smooth: float, source: str,
             history_choice: Any, audio_path: str | None, music_style: str, bars: float, fit: str, fade_s: float,
-            *style_values: Any, request: gr.Request, progress: gr.Progress = gr.Progress(),
+            s_mode: str, s_style: Any, s_blend: str, s_image: str | None, s_filter: str, s_amount: float,
+            s_strength: float, s_preserve: bool, request: gr.Request, progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:  # fmt: skip
             soundtrack = SoundtrackRequest(
                 source=source or "none",
@@ -306,7 +310,11 @@ def build(ctx: StudioContext) -> VideoPage:
                 steps=whole(n_steps, "Steps"),
                 guidance_scale=float(cfg_scale),
                 interpolation=interp or "slerp",
-                style=style_request(*style_values) if use_style else None,
+                style=style_request(
+                    s_mode, s_style, s_blend, s_image, s_filter, s_amount, s_strength, s_preserve
+                )
+                if use_style
+                else None,
                 smoothing=float(smooth or 0),
                 soundtrack=soundtrack,
             )
