@@ -29,6 +29,17 @@ from studio.events import UserError
 
 log = logging.getLogger(__name__)
 
+
+class _QuietSizeNotes(logging.Filter):
+    """imageio-ffmpeg warns whenever the frames it returns are not the source size; here that is
+    always intended (our own scale/crop filters), so the warning is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is different from the source frame size" not in record.getMessage()
+
+
+logging.getLogger("imageio_ffmpeg").addFilter(_QuietSizeNotes())
+
 COPY_AUDIO_CODECS = {"aac", "mp3", "opus", "alac", "flac"}  # MP4 holds them and Chromium plays them
 CRF = 20  # x264 quality: 18 is visually lossless, 23 is ffmpeg's default
 

@@ -128,6 +128,12 @@ def probe(source: Any) -> VideoInfo:
         )
     text = _ffmpeg_header(path)
     info = parse_header(text, path, kind)
+    audio_only = _AUDIO.search(text)
+    if info is None and audio_only is not None:
+        raise UserError(
+            f"This file holds only sound ({audio_only.group(1)}), no picture. Upload a video clip; "
+            "to put music under a video, use the soundtrack option of Animate."
+        )
     if info is None:
         detail = _last_error_line(text, path)
         what = "" if is_video else f" It looks like {kind}."
@@ -195,7 +201,8 @@ def _rate(match: re.Match[str] | None) -> float:
 def parse_header(text: str, path: Path, kind: str = "") -> VideoInfo | None:
     """Parse `ffmpeg -i` output; None when there is no readable video stream."""
     container = _INPUT.search(text)
-    video = _VIDEO.search(text)
+    # cover art in an audio file is listed as a video stream "(attached pic)": not a video
+    video = next((m for m in _VIDEO.finditer(text) if "(attached pic)" not in m.group(1)), None)
     if container is None or video is None:
         return None
     line = video.group(1)

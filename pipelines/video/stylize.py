@@ -134,8 +134,9 @@ def _run(
     previous: np.ndarray | None = None
     last: np.ndarray | None = None
     done, cancelled = 0, False
+    frames = iter_frames(info, plan)
     try:
-        for frame in iter_frames(info, plan):
+        for frame in frames:
             if cancel.cancelled:
                 cancelled = True
                 break
@@ -189,7 +190,7 @@ def _run(
         path = store.write(STORE_TASK, ".mp4", save)
         for note in mux_notes:
             yield Notice(note, level="info")
-        has_audio = keep_audio and not any("no sound" in n for n in mux_notes)
+        has_audio = keep_audio and probe(path).has_audio
         seconds = time.perf_counter() - started
         params = {
             "kind": "stylize",
@@ -227,5 +228,6 @@ def _run(
             )
         )
     finally:
+        frames.close()  # stops the decoder at once when cancelled or abandoned
         writer.close()  # idempotent: stops the encoder if a frame failed or the consumer left
         shutil.rmtree(scratch, ignore_errors=True)

@@ -229,3 +229,31 @@ def test_audio_that_mp4_cannot_take_is_reencoded_with_a_notice(tmp_path: Path) -
     notice = finish_mp4(video, out, source, info.audio_codec, 0.0, plan.duration)
     assert notice is not None and "re-encoded to AAC" in notice
     assert probe(out).audio_codec == "aac"
+
+
+def test_sound_only_mp4s_are_refused_even_with_cover_art(tmp_path: Path) -> None:
+    song = tmp_path / "song.mp4"  # an MP4 container (ftyp) holding only AAC
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(song))
+    cover = tmp_path / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32", "-frames:v", "1", str(cover))
+    with_art = tmp_path / "with_art.mp4"  # the cover is listed as a video stream "(attached pic)"
+    ffmpeg(
+        "-i",
+        str(song),
+        "-i",
+        str(cover),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:a",
+        "copy",
+        "-c:v",
+        "png",
+        "-disposition:v",
+        "attached_pic",
+        str(with_art),
+    )
+    for path in (song, with_art):
+        with pytest.raises(UserError, match="only sound"):
+            probe(path)
