@@ -139,26 +139,37 @@ def test_impossible_requests_are_refused(clip: Path, kwargs: dict, message: str)
 
 
 def test_a_4k_clip_is_downscaled_by_ffmpeg_never_read_whole(tmp_path: Path) -> None:
-    big = make_clip(tmp_path / "uhd.mp4", (3840, 2160), fps=5, seconds=0.4, audio=None)
+    import tracemalloc
+
+    big = make_clip(tmp_path / "uhd.mp4", (3840, 2160), fps=5, seconds=0.6, audio=None)
     info = probe(big)
     assert (info.width, info.height) == (3840, 2160)
     plan = plan_read(info)
     assert (plan.width, plan.height) == (1280, 720)
     assert any("3,840×2,160" in n and "1,280 px" in n for n in plan.notices)
-    frames = iter_frames(info, plan)
-    # ffmpeg scales inside its own process: Python only ever holds one 1280x720 frame
-    assert next(frames).shape == (720, 1280, 3)
-    frames.close()
+    # ffmpeg scales inside its own process: Python only ever holds 1280x720 frames (2.8 MB each),
+    # never a 4K one (25 MB), let alone the clip
+    tracemalloc.start()
+    try:
+        shapes = {frame.shape for frame in iter_frames(info, plan)}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert shapes == {(720, 1280, 3)}
+    assert peak < 12_000_000
 
 
-def test_a_long_clip_is_trimmed_to_the_limit_with_a_notice(tmp_path: Path) -> None:
-    long_clip = make_clip(tmp_path / "long.mp4", (32, 32), fps=4, seconds=12, audio=None)
-    limits = VideoLimits(max_seconds=2.0)
+def test_a_ten_minute_clip_is_trimmed_to_the_limit_with_a_notice(tmp_path: Path) -> None:
+    long_clip = make_clip(tmp_path / "long.mp4", (32, 32), fps=1, seconds=600, audio=None)
     info = probe(long_clip)
-    plan = plan_read(info, limits=limits)
-    assert plan.end - plan.start == pytest.approx(2.0)
-    assert any("only the first 2 s" in n for n in plan.notices)
-    assert sum(1 for _ in iter_frames(info, plan)) == 8
+    assert info.duration == pytest.approx(600, abs=1)
+    plan = plan_read(info)
+    assert plan.end - plan.start == pytest.approx(60.0)
+    assert any("only the first 60 s" in n for n in plan.notices)
+    assert sum(1 for _ in iter_frames(info, plan)) == 60
+    # a smaller configured limit, and another part of the clip chosen with start
+    later = plan_read(info, start=300, limits=VideoLimits(max_seconds=5))
+    assert (later.start, later.end) == (300, 305) and sum(1 for _ in iter_frames(info, later)) == 5
 
 
 def test_variable_frame_rate_becomes_constant(tmp_path: Path) -> None:
