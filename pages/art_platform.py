@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,7 +19,6 @@ from pages.common import (
     session_key,
 )
 from pipelines.art import SAMPLERS, TASK, UPSCALE_MODES, ArtPipeline, ArtRequest, ArtResult, load_init_image
-from pipelines.metadata import read_png_parameters
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
 from studio.inputs import parse_seed
@@ -42,10 +40,6 @@ class ArtPage:
     blocks: gr.Blocks
     result_image: gr.Image  # the latest finished image (file path), for "Send to …" wiring
     send_to_style: gr.Button  # the app wires it to the Style Transfer tab when that tab exists
-    send_to_video: Any = None  # event: the last image's prompt + seed + model -> `video_keyframe`
-    video_keyframe: gr.JSON | None = (
-        None  # {"prompt", "seed", "model_id"}; the Video tab adds it as a keyframe
-    )
 
 
 def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
@@ -132,10 +126,6 @@ def build(ctx: StudioContext) -> ArtPage:
                 )
                 with gr.Row():
                     send_to_style = gr.Button("Send to Style Transfer", size="sm")
-                    send_to_video = gr.Button(
-                        "Send to Video (as a keyframe)", size="sm", elem_id="art-to-video"
-                    )
-                    video_keyframe = gr.JSON(visible=False)
                     result_file = gr.Image(visible=False, type="filepath", label="Last result")
                 gallery = gr.Gallery(label="This session", columns=4, height=220, elem_id="art-gallery")
         with gr.Accordion("History", open=False):
@@ -296,17 +286,7 @@ def build(ctx: StudioContext) -> ArtPage:
             api_name="art_reuse",
         )
 
-        def keyframe_for_video(path: str | None, model_id: str) -> dict[str, Any]:
-            params = read_png_parameters(Path(path)) if path else None
-            if params is None or "Seed" not in params.settings:
-                raise gr.Error("Generate an image first: its prompt and seed become a Video keyframe.")
-            return {"prompt": params.prompt, "seed": int(params.settings["Seed"]), "model_id": model_id}
-
-        to_video = send_to_video.click(
-            keyframe_for_video, [result_file, model], video_keyframe, api_name=False
-        )
-
-    return ArtPage(blocks, result_file, send_to_style, to_video, video_keyframe)
+    return ArtPage(blocks, result_file, send_to_style)
 
 
 def recommended_settings(ctx: StudioContext, model_id: str) -> dict[str, Any]:

@@ -44,8 +44,6 @@ class MusicPage:
     blocks: gr.Blocks
     player: gr.Audio  # the latest composed audio (file path)
     midi_file: gr.State  # path of the latest MIDI, for cross-tab wiring
-    send_to_video: Any = None  # event: the latest WAV -> `video_soundtrack`
-    video_soundtrack: gr.Textbox | None = None  # the WAV path the Video tab puts under its animation
 
 
 def _instrument_names(style: str) -> list[str]:
@@ -120,10 +118,6 @@ def build(ctx: StudioContext) -> MusicPage:
                             elem_id="music-pianoroll",
                         )
                         info = gr.Markdown("", elem_id="music-info")
-                        send_to_video = gr.Button(
-                            "Send to Video (soundtrack)", size="sm", elem_id="music-to-video"
-                        )
-                        video_soundtrack = gr.Textbox(visible=False)
                         files = gr.File(
                             label="Downloads (MIDI, WAV, MP3/OGG)",
                             file_count="multiple",
@@ -387,14 +381,7 @@ def build(ctx: StudioContext) -> MusicPage:
         cont_stop.click(stop, None, None, api_name=False, cancels=[continue_event])
         mg_stop.click(stop, None, None, api_name=False, cancels=[text_event])
 
-        def soundtrack_for_video(wav: str | None) -> str:
-            if not wav:
-                raise gr.Error("Compose (or continue) a piece first: its audio becomes the Video soundtrack.")
-            return str(wav)
-
-        to_video = send_to_video.click(soundtrack_for_video, last_wav, video_soundtrack, api_name=False)
-
-    return MusicPage(blocks, player, last_midi, to_video, video_soundtrack)
+    return MusicPage(blocks, player, last_midi)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,6 @@ class StylePage:
     content_image: (
         UploadedImage  # a gr.Image; the Art Platform's "Send to Style Transfer" fills it (a file path)
     )
-    send_to_video: Any = None  # event: the current style settings -> `video_style`
-    video_style: gr.JSON | None = None  # the settings the Video tab applies to its frames
 
 
 def build(ctx: StudioContext) -> StylePage:
@@ -196,8 +194,6 @@ def build(ctx: StudioContext) -> StylePage:
                     height=320,
                 )
                 info = gr.Textbox(label="Parameters", lines=3, interactive=False, elem_id="style-info")
-                send_to_video = gr.Button("Send style to Video", size="sm", elem_id="style-to-video")
-                video_style = gr.JSON(visible=False)
         with gr.Accordion("History", open=False):
             refresh_btn = gr.Button("Refresh history", size="sm")
             history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="style-history")
@@ -342,25 +338,7 @@ def build(ctx: StudioContext) -> StylePage:
         blocks.load(load_history, None, history, api_name=False)
         result.change(load_history, None, history, api_name=False)
 
-        def style_for_video(*values: Any) -> dict[str, Any]:
-            chosen, second, amount, spec, image, name, filter_value, strength_value, keep = values[1:]
-            return {
-                "mode": values[0],
-                "styles": {str(k): v for k, v in blend_weights(chosen, second, amount, spec).items()},
-                "style_image": image,
-                "filter_name": name,
-                "filter_amount": filter_amount_or(filter_value),
-                "strength": strength_value,
-                "preserve_colors": bool(keep),
-            }
-
-        style_settings = [mode, style, blend_with, blend_amount, blend_text, style_image, filter_name]
-        style_settings += [filter_amount, strength, preserve]
-        to_video = send_to_video.click(
-            friendly_errors(style_for_video), style_settings, video_style, api_name=False
-        )
-
-    return StylePage(blocks, content, to_video, video_style)
+    return StylePage(blocks, content)
 
 
 def blend_weights(style_index: Any, blend_index: Any, amount: float, spec: str) -> dict[int, float]:

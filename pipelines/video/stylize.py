@@ -135,8 +135,9 @@ def _run(
     last: np.ndarray | None = None
     done, cancelled = 0, False
     frames = iter_frames(info, plan)
+    damaged: list[str] = []  # a decoding failure after some frames: keep those, say so
     try:
-        for frame in frames:
+        for frame in _until_damaged(frames, damaged):
             if cancel.cancelled:
                 cancelled = True
                 break
@@ -174,8 +175,14 @@ def _run(
                 )
             )
             return
-        if done < total - 1:
-            notices.append(f"The clip ended after {done} of the expected {total} frames.")
+        if damaged:
+            notices.append(damaged[0])
+            yield Notice(notices[-1])
+        elif done < total - 1:
+            notices.append(
+                f"The clip ended after {done} of the expected {total} frames (the file may be truncated); "
+                "the video holds those frames."
+            )
             yield Notice(notices[-1])
         duration = done / plan.fps
         mux_notes: list[str] = []
@@ -231,3 +238,17 @@ def _run(
         frames.close()  # stops the decoder at once when cancelled or abandoned
         writer.close()  # idempotent: stops the encoder if a frame failed or the consumer left
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _until_damaged(frames: Iterator[np.ndarray], damaged: list[str]) -> Iterator[np.ndarray]:
+    """The decoded frames; when decoding fails after some frames, the clip ends there (noted in
+    `damaged`) so the work done is kept. A failure before the first frame is the user's error."""
+    count = 0
+    try:
+        for frame in frames:
+            count += 1
+            yield frame
+    except UserError as error:
+        if count == 0:
+            raise
+        damaged.append(f"{error} The video holds the {count} frames before that point.")

@@ -171,3 +171,17 @@ def test_a_bad_upload_fails_with_a_clear_message(tmp_path: Path, studio: StudioC
     fake.write_text("not a video at all")
     with pytest.raises(UserError, match="not a video"):
         stylize_clip(StylizeRequest(fake, PRESET), studio.registry, studio.store, CancelToken())
+
+
+def test_a_truncated_clip_keeps_the_frames_it_has(tmp_path: Path, studio: StudioContext) -> None:
+    # index first (faststart), media cut at 60%: ffmpeg opens it and decodes what is there
+    whole = make_clip(
+        tmp_path / "whole.mp4", (64, 48), fps=12, seconds=2.0, extra=("-movflags", "+faststart")
+    )
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    events, result = _run(StylizeRequest(cut, PRESET), studio)
+    assert 0 < result.frames < 24 and result.path is not None
+    assert count_frames(result.path) == result.frames
+    assert any(isinstance(e, Notice) and "may be truncated" in e.message for e in events)
