@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +141,50 @@ def probe(source: Any) -> VideoInfo:
             f"This file could not be read as a video ({detail}).{what} It may be damaged or incomplete; "
             "upload an MP4, MOV, WebM, MKV or AVI clip."
         )
-    if info.container in STILL_FORMATS or info.duration <= 0 and info.fps <= 0:
+    if info.container in STILL_FORMATS:
         raise UserError("This file is a still image, not a video. Upload a video clip.")
+    if info.duration <= 0 or info.fps <= 0:
+        info = _measured(info)
     return info
+
+
+def _measured(info: VideoInfo) -> VideoInfo:
+    """Duration and rate when the header lacks them (a browser's MediaRecorder WebM says 'Duration:
+    N/A'): count the video packets with a stream copy, which reads the file but decodes nothing."""
+    try:
+        done = subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-hide_banner",
+                "-nostdin",
+                "-i",
+                str(info.path),
+                "-map",
+                "0:v:0",
+                "-c",
+                "copy",
+                "-f",
+                "null",
+                "-",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError("Measuring this clip took too long; it may be damaged.") from None
+    text = done.stderr.decode("utf-8", "replace")
+    frames = [int(n) for n in re.findall(r"frame=\s*(\d+)", text)]
+    times = re.findall(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    if not frames or frames[-1] < 2 or not times:
+        raise UserError("This file has no moving picture (fewer than two frames). Upload a video clip.")
+    count = frames[-1]
+    h, m, sec = times[-1]
+    last = int(h) * 3600 + int(m) * 60 + float(sec)  # time of the last frame
+    fps = info.fps or ((count - 1) / last if last > 0 else 25.0)
+    duration = info.duration or count / fps
+    log.info("%s: no duration in the header; measured %d frames, %.3f s", info.path.name, count, duration)
+    return replace(info, fps=fps, duration=duration)
 
 
 def _as_path(source: Any) -> Path:

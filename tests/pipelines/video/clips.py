@@ -37,6 +37,7 @@ def make_clip(
     video_filter: str = "",
     pix_fmt: str = "yuv420p",
     extra: tuple[str, ...] = (),
+    codec: str = "libx264",
 ) -> Path:
     """testsrc2 video (+ a 440 Hz sine track encoded with `audio`, or none)."""
     w, h = size
@@ -45,7 +46,8 @@ def make_clip(
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
     if video_filter:
         args += ["-vf", video_filter]
-    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt, *extra]
+    speed = ["-preset", "ultrafast"] if codec == "libx264" else ["-deadline", "realtime"]
+    args += ["-c:v", codec, *speed, "-pix_fmt", pix_fmt, *extra]
     if audio:
         args += ["-c:a", audio]
     ffmpeg(*args, str(path))

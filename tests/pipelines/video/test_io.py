@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -268,3 +270,29 @@ def test_sound_only_mp4s_are_refused_even_with_cover_art(tmp_path: Path) -> None
     for path in (song, with_art):
         with pytest.raises(UserError, match="only sound"):
             probe(path)
+
+
+def test_a_webm_without_duration_is_measured(tmp_path: Path) -> None:
+    # what a browser's MediaRecorder gives: WebM written to a pipe, "Duration: N/A" in the header
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    sources = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=96x64:rate=24:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+    ]
+    codecs = ["-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus", "-f", "webm", "pipe:1"]
+    live = tmp_path / "live.webm"
+    live.write_bytes(
+        subprocess.run([exe, "-loglevel", "error", *sources, *codecs], capture_output=True, check=True).stdout
+    )
+    header = subprocess.run([exe, "-hide_banner", "-i", str(live)], capture_output=True, check=False).stderr
+    assert b"Duration: N/A" in header
+    info = probe(live)
+    assert info.duration == pytest.approx(2.0, abs=0.05) and info.fps == pytest.approx(24)
+    assert info.has_audio and info.audio_codec == "opus"
+    assert sum(1 for _ in iter_frames(info, plan_read(info))) == 48

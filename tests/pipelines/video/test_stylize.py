@@ -91,6 +91,15 @@ def test_trimmed_output_keeps_the_matching_audio(clips: dict[str, Path], studio:
     assert lengths["v"] == pytest.approx(1.0, abs=1 / 12) and lengths["a"] == pytest.approx(1.0, abs=1 / 12)
 
 
+def test_opus_audio_of_a_webm_is_copied_into_the_mp4(tmp_path: Path, studio: StudioContext) -> None:
+    webm = make_clip(tmp_path / "clip.webm", (64, 48), fps=10, seconds=1.0, audio="libopus", codec="libvpx")
+    style = StyleRequest(content=None, mode=StyleMode.FILTER, filter_name="pencil")
+    events, result = _run(StylizeRequest(webm, style), studio)
+    out = probe(result.path)
+    assert out.video_codec == "h264" and out.audio_codec == "opus" and result.frames == 10
+    assert not any(isinstance(e, Notice) and "re-encoded" in e.message for e in events)
+
+
 def test_a_clip_without_audio_gives_a_silent_video_and_says_so(
     clips: dict[str, Path], studio: StudioContext
 ) -> None:
