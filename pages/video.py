@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, session_key
 from pages.video_controls import (
@@ -21,6 +22,7 @@ from pages.video_controls import (
     whole,
 )
 from pipelines.art import TASK as ART_TASK
+from pipelines.metadata import read_png_parameters
 from pipelines.music import STYLES as MUSIC_STYLES
 from pipelines.music import ComposeRequest
 from pipelines.style import FILTERS, NUM_STYLES
@@ -134,10 +136,14 @@ def build(ctx: StudioContext) -> VideoPage:
                         )
                         negative = gr.Textbox(label="Negative prompt", lines=1)
                         with gr.Row():
-                            frames = gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Frames")
+                            frames = gr.Slider(
+                                2, MAX_FRAMES, value=16, step=1, label="Frames", elem_id="video-frames"
+                            )
                             anim_fps = gr.Slider(1, 30, value=8, step=1, label="FPS")
                         with gr.Row():
-                            steps = gr.Slider(1, 50, value=20, step=1, label="DDIM steps per frame")
+                            steps = gr.Slider(
+                                1, 50, value=20, step=1, label="DDIM steps per frame", elem_id="video-steps"
+                            )
                             cfg = gr.Slider(0, 30, value=2.0, step=0.5, label="CFG scale")
                         with gr.Row():
                             base_seed = gr.Textbox("-1", label="Seed for lines without one (-1 = random)")
@@ -145,7 +151,11 @@ def build(ctx: StudioContext) -> VideoPage:
                                 list(INTERPOLATIONS), value="slerp", label="Text interpolation"
                             )
                         with gr.Row():
-                            animate_style = gr.Checkbox(False, label="Style every frame (settings above)")
+                            animate_style = gr.Checkbox(
+                                False,
+                                label="Style every frame (settings above)",
+                                elem_id="video-animate-style",
+                            )
                             smoothing = gr.Slider(
                                 0, 1, value=0.0, step=0.05, label="Flow smoothing (0 = off)"
                             )
@@ -166,7 +176,9 @@ def build(ctx: StudioContext) -> VideoPage:
                                     list(MUSIC_STYLES), value="folk", label="Compose: style"
                                 )
                                 compose_bars = gr.Slider(1, 32, value=4, step=1, label="Compose: bars")
-                            sound_fit = gr.Radio(FITS, value="trim", label="Length")
+                            sound_fit = gr.Radio(
+                                FITS, value="trim", label="Length", elem_id="video-sound-fit"
+                            )
                             fade = gr.Slider(0, 10, value=1.0, step=0.5, label="Fade-out (s)")
                         with gr.Row():
                             animate_btn = gr.Button(
@@ -244,14 +256,19 @@ def build(ctx: StudioContext) -> VideoPage:
                     eta = f" · ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
                     frame = event.info.get("frame")
                     where = f"frame {frame} · " if frame else ""
-                    yield event.preview, f"{label}… {where}step {event.index}/{event.total}{eta}", gr.skip()
+                    status = f"{label}… {where}step {event.index}/{event.total}{eta}"
+                    yield display_size(event.preview), status, gr.skip()
                 elif isinstance(event, Finished):
                     yield finished(event.result)
 
         def finished(result: Any) -> tuple[Any, Any, Any]:
             poster = getattr(result, "last_frame", None)
             if result.path is None:
-                return poster if poster is not None else gr.skip(), "Stopped; nothing was saved.", gr.skip()
+                return (
+                    display_size(poster) if poster is not None else gr.skip(),
+                    "Stopped; nothing was saved.",
+                    gr.skip(),
+                )
             stopped = " (stopped early: the finished frames were saved)" if result.cancelled else ""
             sound = getattr(result, "soundtrack", None) or (
                 "clip audio" if getattr(result, "has_audio", False) else ""
@@ -260,7 +277,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 f"Saved #{result.record_id}: {result.frames} frames · {result.fps:g} fps · "
                 f"{result.size[0]}×{result.size[1]}{' · sound: ' + sound if sound else ''}{stopped}"
             )
-            return poster if poster is not None else gr.skip(), status, str(result.path)
+            return display_size(poster) if poster is not None else gr.skip(), status, str(result.path)
 
         @friendly_errors
         def stylize(
@@ -415,38 +432,61 @@ def build(ctx: StudioContext) -> VideoPage:
 def wire_send_to(video: VideoPage, tabs: gr.Tabs, *, art: Any, style: Any, music: Any) -> None:
     """Art → keyframe, Style → style settings, Music → soundtrack; each switches to the Video tab.
 
-    Call inside the app's Blocks, after every tab is rendered. Each source page's button fills a
-    hidden component first (its own handler); these follow-ups run only when that succeeded.
+    Call inside the app's Blocks, after every tab is rendered: one click listener per source page's
+    "Send to Video" button, reading that page's components and filling the Video tab's.
     """
-    to_animate = (gr.Tabs(selected="video"), gr.Tabs(selected="video-animate"))
+    from pages.style_transfer import settings_for_video
 
-    def keyframe(current: str, settings: dict[str, Any] | None) -> tuple[Any, ...]:
-        return add_keyframe(current, settings), (settings or {}).get("model_id") or gr.skip(), *to_animate
+    def to_animate() -> tuple[gr.Tabs, gr.Tabs]:
+        # updates made at call time: a gr.Tabs built here, in the app's Blocks, would add a component
+        return gr.Tabs(selected="video"), gr.Tabs(selected="video-animate")
 
-    art.send_to_video.success(
-        keyframe,
-        [video.keyframes, art.video_keyframe],
+    @friendly_errors
+    def from_art(path: str | None, model_id: str, current: str) -> tuple[Any, ...]:
+        params = read_png_parameters(Path(path)) if path else None
+        if params is None or "Seed" not in params.settings:
+            raise UserError("Generate an image first: its prompt and seed become a Video keyframe.")
+        keyframe = {"prompt": params.prompt, "seed": int(params.settings["Seed"])}
+        return add_keyframe(current, keyframe), model_id or gr.skip(), *to_animate()
+
+    @friendly_errors
+    def from_style(*values: Any) -> tuple[Any, ...]:
+        return *style_updates(settings_for_video(*values)), True, *to_animate()
+
+    @friendly_errors
+    def from_music(wav: str | None) -> tuple[Any, ...]:
+        return existing_file(wav), "file", *to_animate()
+
+    art.send_to_video.click(
+        from_art,
+        [art.result_image, art.model, video.keyframes],
         [video.keyframes, video.art_model, tabs, video.sections],
         api_name=False,
     )
-    style.send_to_video.success(
-        lambda settings: (*style_updates(settings), True, gr.Tabs(selected="video")),
-        style.video_style,
-        [*video.style.inputs, video.animate_style, tabs],
+    style.send_to_video.click(
+        from_style,
+        style.video_settings,
+        [*video.style.inputs, video.animate_style, tabs, video.sections],
         api_name=False,
     )
-    music.send_to_video.success(
-        lambda path: (existing_file(path), "file", *to_animate),
-        music.video_soundtrack,
+    music.send_to_video.click(
+        from_music,
+        music.wav_file,
         [video.soundtrack_file, video.soundtrack_source, tabs, video.sections],
         api_name=False,
     )
 
 
-def add_keyframe(current: str, settings: dict[str, Any] | None) -> str:
+def display_size(image: Any, side: int = 256) -> Any:
+    """Small frames (32-64 px models) are shown enlarged, with hard pixel edges."""
+    if image is None or max(image.size) >= side:
+        return image
+    factor = max(1, side // max(image.size))
+    return image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
+def add_keyframe(current: str, settings: dict[str, Any]) -> str:
     """Append 'prompt | seed' (from Art's "Send to Video") to the keyframe list."""
-    if not settings or not settings.get("prompt"):
-        raise gr.Error("Generate an image on the Art tab first; its prompt and seed become the keyframe.")
     line = f"{settings['prompt'].replace(chr(10), ' ')} | {int(settings['seed'])}"
     lines = [x for x in (current or "").splitlines() if x.strip()]
     if lines == EXAMPLE_KEYFRAMES.splitlines():

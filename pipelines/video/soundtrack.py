@@ -108,7 +108,10 @@ def resolve(
             raise UserError("The soundtrack file was not found; upload it again.")
         if path.stat().st_size == 0:
             raise UserError("The soundtrack file is empty (0 bytes).")
-        return Soundtrack(path, audio_duration(path), path.name)
+        # a Music result sent over from the Music tab keeps its title and History link
+        record = next((r for r in music_history(store) if _wav_of(r) == path.resolve()), None)
+        title, record_id = (record.title, record.id) if record is not None else (path.name, None)
+        return Soundtrack(path, audio_duration(path), title, record_id)
     # compose in place: the Music pipeline saves and records the piece as the Music tab would
     emit(Notice("Composing the soundtrack first…", "info"))
     result: MusicResult | None = None

@@ -77,6 +77,12 @@ def test_compose_in_place_then_pick_it_from_history(video: VideoPipeline, ctx) -
     again = animate(video, SoundtrackRequest(source="history", record_id=composed.id))[-1].result
     assert again.soundtrack == composed.title and probe_clip(again.path).has_audio
     assert ctx.store.get(again.record_id).params["soundtrack"]["record_id"] == composed.id
+    # the Music tab's "Send to Video" hands over the WAV path: it is recognised as that History row
+    wav = next(f for f in composed.files if f.suffix == ".wav")
+    sent = resolve(
+        SoundtrackRequest(source="file", audio_path=str(wav)), ctx.store, video.music, CancelToken(), print
+    )
+    assert (sent.title, sent.record_id) == (composed.title, composed.id)
 
 
 def test_bad_soundtracks_are_user_errors(video: VideoPipeline, ctx, tmp_path) -> None:
