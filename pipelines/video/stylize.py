@@ -128,15 +128,16 @@ def _run(
     for message in notices:
         yield Notice(message, level="warning" if message in plan.notices else "info")
     flows = FlowEstimator(request.flow_preset) if weight > 0 else None
-    scratch = Path(tempfile.mkdtemp(prefix="studio-stylize-"))
-    writer = Mp4Writer(scratch / "video.mp4", plan.width, plan.height, plan.fps)
     clock = EtaClock(total)
     previous: np.ndarray | None = None
     last: np.ndarray | None = None
     done, cancelled = 0, False
     frames = iter_frames(info, plan)
     damaged: list[str] = []  # a decoding failure after some frames: keep those, say so
+    scratch = Path(tempfile.mkdtemp(prefix="studio-stylize-"))  # the encode in progress, never in the store
+    writer: Mp4Writer | None = None
     try:
+        writer = Mp4Writer(scratch / "video.mp4", plan.width, plan.height, plan.fps)
         for frame in _until_damaged(frames, damaged):
             if cancel.cancelled:
                 cancelled = True
@@ -236,7 +237,8 @@ def _run(
         )
     finally:
         frames.close()  # stops the decoder at once when cancelled or abandoned
-        writer.close()  # idempotent: stops the encoder if a frame failed or the consumer left
+        if writer is not None:
+            writer.close()  # idempotent: stops the encoder if a frame failed or the consumer left
         shutil.rmtree(scratch, ignore_errors=True)
 
 

@@ -194,3 +194,19 @@ def test_a_truncated_clip_keeps_the_frames_it_has(tmp_path: Path, studio: Studio
     assert 0 < result.frames < 24 and result.path is not None
     assert count_frames(result.path) == result.frames
     assert any(isinstance(e, Notice) and "may be truncated" in e.message for e in events)
+
+
+def test_an_abandoned_job_cleans_up_and_saves_nothing(clips: dict[str, Path], studio: StudioContext) -> None:
+    import tempfile
+
+    scratch_before = set(Path(tempfile.gettempdir()).glob("studio-stylize-*"))
+    saved_before = sorted(studio.store.root.rglob("*.mp4"))
+    events = stylize_clip(
+        StylizeRequest(clips["audio"], PRESET), studio.registry, studio.store, CancelToken()
+    )
+    for event in events:
+        if isinstance(event, Step) and event.index == 2:
+            break
+    events.close()  # what happens when the browser goes away mid-job
+    assert set(Path(tempfile.gettempdir()).glob("studio-stylize-*")) == scratch_before
+    assert sorted(studio.store.root.rglob("*.mp4")) == saved_before
