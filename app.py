@@ -80,6 +80,7 @@ def build_app(ctx: StudioContext):
     from pages import style_transfer as style_page
     from pages import video as video_page
     from pages.common import plan_markdown
+    from pages.video_send_to import wire_send_to
     from pipelines.memory import loaded_model_rows
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
@@ -140,7 +141,7 @@ def build_app(ctx: StudioContext):
             [style.content_image, tabs],
             api_name=False,
         )
-        video_page.wire_send_to(video, tabs, art=art, style=style, music=music)
+        wire_send_to(video, tabs, art=art, style=style, music=music)
     return demo
 
 

@@ -106,9 +106,6 @@ class StyleControls:
             self.filter_name, self.filter_amount, self.strength, self.preserve,
         ]  # fmt: skip
 
-    def wire(self) -> None:
-        """Nothing to wire today: every control is visible; the mode picks which ones count."""
-
 
 def style_request(
     mode: str, style: Any, blend: str, style_image: str | None, filter_name: str,
