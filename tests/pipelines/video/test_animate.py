@@ -11,7 +11,7 @@ from pipelines.art import ArtPipeline, ArtRequest
 from pipelines.art.models import DEBUG_ID, OFFLINE_DIR, OFFLINE_ID
 from pipelines.style import StyleMode, StyleRequest
 from pipelines.video import AnimateRequest, Keyframe, VideoPipeline, parse_keyframes
-from pipelines.video.animate import slerp, travel_positions, validate
+from pipelines.video.animate import pad_even, slerp, travel_positions, validate
 from studio.events import CancelToken, Finished, Notice, Started, Step, UserError
 
 
@@ -141,3 +141,11 @@ def test_parse_keyframes() -> None:
     with pytest.raises(UserError):
         parse_keyframes("a | x")
     assert validate(AnimateRequest(keys)).keyframes[2] == Keyframe("three stars", 9)
+
+
+def test_odd_sized_frames_are_padded_to_even() -> None:
+    frame = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    padded = pad_even(frame)
+    assert padded.shape == (6, 8, 3)
+    assert np.array_equal(padded[:5, :7], frame) and np.array_equal(padded[5, :7], frame[4])
+    assert pad_even(padded) is padded
