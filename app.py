@@ -58,12 +58,14 @@ def create_context(settings: Settings) -> StudioContext:
     from pipelines.memory import apply_plan_to_causal_lm
     from pipelines.music import register_music_models
     from pipelines.style import register_style_models
+    from pipelines.video import register_video_models
     from pipelines.writing import register_writing_models
 
     ctx = StudioContext.create(settings)
     register_art_models(ctx.registry, settings.data_dir)
     register_music_models(ctx.registry, settings.data_dir)
     register_style_models(ctx.registry, settings.data_dir)
+    register_video_models(ctx.registry, settings.data_dir)
     # LOW/MINIMAL tiers: int8 (and pruning where it passes its check) through the writing loader's hook
     register_writing_models(ctx.registry, settings.data_dir, quantizer=apply_plan_to_causal_lm)
     return ctx
@@ -76,7 +78,9 @@ def build_app(ctx: StudioContext):
     from pages import art_platform, writing_assistant
     from pages import music as music_page
     from pages import style_transfer as style_page
+    from pages import video as video_page
     from pages.common import plan_markdown
+    from pages.video_send_to import wire_send_to
     from pipelines.memory import loaded_model_rows
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
@@ -84,6 +88,7 @@ def build_app(ctx: StudioContext):
     art = art_platform.build(ctx)
     music = music_page.build(ctx)
     style = style_page.build(ctx)
+    video = video_page.build(ctx)
 
     # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
     with gr.Blocks(title="Creative Studio") as demo:
@@ -97,6 +102,8 @@ def build_app(ctx: StudioContext):
                 music.blocks.render()
             with gr.Tab("Style Transfer", id="style"):
                 style.blocks.render()
+            with gr.Tab("Video", id="video"):
+                video.blocks.render()
         with gr.Accordion("Settings and device plan", open=False):
             plan_line = gr.Markdown(plan_markdown(ctx))
             with gr.Row():
@@ -134,6 +141,7 @@ def build_app(ctx: StudioContext):
             [style.content_image, tabs],
             api_name=False,
         )
+        wire_send_to(video, tabs, art=art, style=style, music=music)
     return demo
 
 

@@ -42,6 +42,8 @@ class ArtPage:
     blocks: gr.Blocks
     result_image: gr.Image  # the latest finished image (file path), for "Send to …" wiring
     send_to_style: gr.Button  # the app wires it to the Style Transfer tab when that tab exists
+    send_to_video: gr.Button | None = None  # the app wires it: last image's prompt + seed -> a Video keyframe
+    model: gr.Dropdown | None = None  # the model that drew it (the keyframe's seed belongs to it)
 
 
 def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
@@ -128,6 +130,9 @@ def build(ctx: StudioContext) -> ArtPage:
                 )
                 with gr.Row():
                     send_to_style = gr.Button("Send to Style Transfer", size="sm")
+                    send_to_video = gr.Button(
+                        "Send to Video (as a keyframe)", size="sm", elem_id="art-to-video"
+                    )
                     result_file = gr.Image(visible=False, type="filepath", label="Last result")
                 gallery = gr.Gallery(label="This session", columns=4, height=220, elem_id="art-gallery")
         with gr.Accordion("History", open=False):
@@ -288,7 +293,7 @@ def build(ctx: StudioContext) -> ArtPage:
             api_name="art_reuse",
         )
 
-    return ArtPage(blocks, result_file, send_to_style)
+    return ArtPage(blocks, result_file, send_to_style, send_to_video, model)
 
 
 def recommended_settings(ctx: StudioContext, model_id: str) -> dict[str, Any]:

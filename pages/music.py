@@ -53,6 +53,8 @@ class MusicPage:
     blocks: gr.Blocks
     player: gr.Audio  # the latest composed audio (file path)
     midi_file: gr.State  # path of the latest MIDI, for cross-tab wiring
+    send_to_video: gr.Button | None = None  # the app wires it: `wav_file` -> the Video soundtrack
+    wav_file: gr.State | None = None  # path of the latest composed/continued WAV
 
 
 def _instrument_names(style: str) -> list[str]:
@@ -127,6 +129,9 @@ def build(ctx: StudioContext) -> MusicPage:
                             elem_id="music-pianoroll",
                         )
                         info = gr.Markdown("", elem_id="music-info")
+                        send_to_video = gr.Button(
+                            "Send to Video (soundtrack)", size="sm", elem_id="music-to-video"
+                        )
                         files = gr.File(
                             label="Downloads (MIDI, WAV, MP3/OGG)",
                             file_count="multiple",
@@ -390,7 +395,7 @@ def build(ctx: StudioContext) -> MusicPage:
         cont_stop.click(stop, None, None, api_name=False, cancels=[continue_event])
         mg_stop.click(stop, None, None, api_name=False, cancels=[text_event])
 
-    return MusicPage(blocks, player, last_midi)
+    return MusicPage(blocks, player, last_midi, send_to_video, last_wav)
 
 
 if __name__ == "__main__":

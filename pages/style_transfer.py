@@ -70,6 +70,10 @@ class StylePage:
     content_image: (
         UploadedImage  # a gr.Image; the Art Platform's "Send to Style Transfer" fills it (a file path)
     )
+    send_to_video: gr.Button | None = None  # the app wires it: `video_settings` -> `settings_for_video(...)`
+    video_settings: list | None = (
+        None  # mode, style, blend with/amount/text, style image, filter, amount, strength, preserve
+    )
 
 
 def build(ctx: StudioContext) -> StylePage:
@@ -204,6 +208,7 @@ def build(ctx: StudioContext) -> StylePage:
                     height=320,
                 )
                 info = gr.Textbox(label="Parameters", lines=3, interactive=False, elem_id="style-info")
+                send_to_video = gr.Button("Send style to Video", size="sm", elem_id="style-to-video")
         with gr.Accordion("History", open=False):
             refresh_btn = gr.Button("Refresh history", size="sm")
             history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="style-history")
@@ -355,7 +360,25 @@ def build(ctx: StudioContext) -> StylePage:
         blocks.load(load_history, None, history, api_name=False)
         result.change(load_history, None, history, api_name=False)
 
-    return StylePage(blocks, content)
+    video_settings = [mode, style, blend_with, blend_amount, blend_text, style_image, filter_name]
+    video_settings += [filter_amount, strength, preserve]
+    return StylePage(blocks, content, send_to_video, video_settings)
+
+
+def settings_for_video(
+    mode: str, style: Any, blend_with: Any, amount: float, spec: str, image: str | None,
+    filter_name: str, filter_value: Any, strength: float, preserve: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The Style tab's current settings (StylePage.video_settings) as a dict for the Video tab."""
+    return {
+        "mode": mode,
+        "styles": {str(k): v for k, v in blend_weights(style, blend_with, amount, spec).items()},
+        "style_image": image,
+        "filter_name": filter_name,
+        "filter_amount": filter_amount_or(filter_value),
+        "strength": strength,
+        "preserve_colors": bool(preserve),
+    }
 
 
 def blend_weights(style_index: Any, blend_index: Any, amount: float, spec: str) -> dict[int, float]:

@@ -1,0 +1,159 @@
+"""Registry entries for hub text-to-video, plus tiny random debug pipelines built from configs.
+
+Hub entries load with the ordinary `from_pretrained`: a text-to-video-ms folder as a
+TextToVideoSDPipeline, an AnimateDiff motion adapter on top of Stable Diffusion 1.5. The debug
+entries are AnimateDiff and text-to-video-ms pipelines with tiny random weights (the shapes of
+diffusers' own tests): they make noise, but run every code path offline in a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipelines.memory import apply_plan_to_diffusers
+from pipelines.testing import tiny_sd_components
+from pipelines.video.text_to_video import T2V_TASK, TextToVideoModel, wrap_video_pipeline
+from studio.device import DevicePlan
+from studio.registry import ModelEntry, ModelRegistry, Source
+
+DEBUG_ANIMATEDIFF_ID = "debug-tiny-animatediff"
+DEBUG_T2V_MS_ID = "debug-tiny-text-to-video-ms"
+ANIMATEDIFF_BASE = (
+    "stable-diffusion-v1-5/stable-diffusion-v1-5"  # what the v1-5 motion adapters were trained on
+)
+HUB_SUGGESTIONS = {
+    "guoyww/animatediff-motion-adapter-v1-5-2": (
+        "AnimateDiff v1-5-2 on SD 1.5 (hub, ~5 GB)",
+        5200,
+        "apache-2.0 (adapter) + creativeml-openrail-m (SD 1.5)",
+    ),
+    "ali-vilab/text-to-video-ms-1.7b": ("ModelScope text-to-video 1.7B (hub, ~7 GB)", 7000, "cc-by-nc-4.0"),
+}
+
+
+def tiny_animatediff_components(seed: int = 0) -> dict[str, Any]:
+    """AnimateDiff: the tiny SD parts plus a 2-block motion adapter."""
+    from diffusers import MotionAdapter
+
+    parts = tiny_sd_components(seed)
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(
+        block_out_channels=(8, 16),
+        motion_layers_per_block=1,
+        motion_norm_num_groups=4,
+        motion_num_attention_heads=2,
+        motion_max_seq_length=32,
+    )
+    return {
+        "unet": parts["unet"],
+        "motion_adapter": adapter,
+        "vae": parts["vae"],
+        "text_encoder": parts["text_encoder"],
+        "tokenizer": parts["tokenizer"],
+        "scheduler": parts["scheduler"],
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
+
+
+def tiny_text_to_video_ms_components(seed: int = 0) -> dict[str, Any]:
+    """text-to-video-ms: a tiny UNet3DConditionModel with the tiny SD VAE and CLIP."""
+    from diffusers import UNet3DConditionModel
+
+    parts = tiny_sd_components(seed)
+    torch.manual_seed(seed)
+    unet = UNet3DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+    return {
+        "unet": unet,
+        "vae": parts["vae"],
+        "text_encoder": parts["text_encoder"],
+        "tokenizer": parts["tokenizer"],
+        "scheduler": parts["scheduler"],
+    }
+
+
+def save_tiny_video_pipeline(kind: str, folder: Path, seed: int = 0) -> Path:
+    """Write a tiny AnimateDiff ("animatediff") or text-to-video-ms ("t2v-ms") pipeline once."""
+    from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").exists():
+        if kind == "animatediff":
+            AnimateDiffPipeline(**tiny_animatediff_components(seed)).save_pretrained(folder)
+        else:
+            TextToVideoSDPipeline(**tiny_text_to_video_ms_components(seed)).save_pretrained(folder)
+    return folder
+
+
+def load_hub_video(entry: ModelEntry, plan: DevicePlan) -> TextToVideoModel:
+    """A motion adapter id -> AnimateDiff on SD 1.5; anything else -> its own pipeline class."""
+    from diffusers import AnimateDiffPipeline, DiffusionPipeline, MotionAdapter
+
+    if "motion-adapter" in entry.path or "animatediff" in entry.path.lower():
+        adapter = MotionAdapter.from_pretrained(entry.path, dtype=plan.dtype)
+        pipe = AnimateDiffPipeline.from_pretrained(ANIMATEDIFF_BASE, motion_adapter=adapter, dtype=plan.dtype)
+    else:
+        pipe = DiffusionPipeline.from_pretrained(entry.path, dtype=plan.dtype)
+    if not hasattr(pipe, "unet") or "num_frames" not in _call_parameters(pipe):
+        raise ValueError(f"{entry.path} is not a text-to-video pipeline")
+    apply_plan_to_diffusers(pipe, plan)
+    return wrap_video_pipeline(pipe, entry.display)
+
+
+def _call_parameters(pipe: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(pipe.__call__).parameters)
+
+
+def register_video_models(registry: ModelRegistry, data_dir: Path) -> None:
+    """Register the text-to-video models; nothing is loaded here."""
+
+    def load_debug(entry: ModelEntry, plan: DevicePlan) -> TextToVideoModel:
+        from diffusers import DiffusionPipeline
+
+        kind = "animatediff" if entry.id == DEBUG_ANIMATEDIFF_ID else "t2v-ms"
+        folder = save_tiny_video_pipeline(kind, Path(data_dir) / "models" / entry.id)
+        pipe = DiffusionPipeline.from_pretrained(folder, dtype=plan.dtype)
+        return wrap_video_pipeline(pipe, entry.display)
+
+    registry.register(
+        ModelEntry(
+            DEBUG_ANIMATEDIFF_ID,
+            T2V_TASK,
+            Source.BUNDLED,
+            load_debug,
+            approx_mb=3,
+            license="Apache-2.0 (random weights)",
+            label="Debug: tiny random AnimateDiff (makes noise, proves the plumbing)",
+        ),
+        default=True,
+    )
+    registry.register(
+        ModelEntry(
+            DEBUG_T2V_MS_ID,
+            T2V_TASK,
+            Source.BUNDLED,
+            load_debug,
+            approx_mb=3,
+            license="Apache-2.0 (random weights)",
+            label="Debug: tiny random text-to-video-ms (UNet3D; noise)",
+        )
+    )
+    for hub_id, (label, mb, license_name) in HUB_SUGGESTIONS.items():
+        registry.register(ModelEntry(hub_id, T2V_TASK, Source.HUB, load_hub_video, mb, license_name, label))
+    registry.set_hub_loader(T2V_TASK, load_hub_video)
