@@ -10,7 +10,15 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, session_key
+from pages.common import (
+    HEAVY,
+    HEAVY_ADMISSION,
+    follow,
+    friendly_errors,
+    make_stop_handler,
+    session_key,
+    turn_label,
+)
 from pages.video_controls import (
     SafeAudioPath,
     SafeVideo,
@@ -296,7 +304,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 end=float(t1 or 0),
                 keep_audio=bool(audio),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 yield from run(pipeline.stylize(job, cancel), progress, "Stylizing")
 
         @friendly_errors
@@ -332,7 +340,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 smoothing=float(smooth or 0),
                 soundtrack=soundtrack,
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 yield from run(pipeline.animate(job, cancel), progress, "Animating")
 
         @friendly_errors
@@ -352,10 +360,10 @@ def build(ctx: StudioContext) -> VideoPage:
                 width=whole(side, "Size"),
                 height=whole(side, "Size"),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
+            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 yield from run(pipeline.text_to_video(job, cancel), progress, "Generating")
 
-        heavy = dict(concurrency_id=HEAVY, concurrency_limit=1)
+        heavy = dict(concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION)
         stylize_event = stylize_btn.click(
             stylize,
             [clip, consistency, size, fps, start, end, keep_audio, *style.inputs],
