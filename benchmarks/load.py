@@ -8,7 +8,8 @@ Rows (one JSON object each):
   (after 200 / after 20) and `disk_growth_mb` (output folder before and after);
 - `fairness`: one client queues 10 art jobs, a second client then sends one: how many of the first
   client's jobs finished before the visitor's (`busy_jobs_before_visitor`; plain FIFO would be 10),
-  and the visitor's wait over one job's time.
+  the visitor's wait over one job's time, and how many of the busy client's jobs were refused for
+  being over the per-session limit (studio.jobs.MAX_JOBS_PER_SESSION).
 
 The server runs the tiny debug models (debug-tiny-sd, debug-tiny-gpt2) plus the embedded composer
 and the fast style networks, so the figures measure the serving machinery, not model speed.
@@ -16,6 +17,7 @@ and the fast style networks, so the figures measure the serving machinery, not m
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -41,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 class Outcome:
     kind: str
     status: str  # "finished" | "stopped" | "error"
+    tag: int  # unique per job: its seed (art, writing, music) or strength (style), found again in History
     seconds: float
     message: str = ""
     queue_positions: list[int] = field(default_factory=list)
@@ -126,12 +129,8 @@ class Server:
     def rss_mb(self) -> float:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
-    def history_rows(self) -> int:
-        counts = 0
-        for db in self.root.rglob("history.sqlite"):
-            with sqlite3.connect(db) as conn:
-                counts += conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        return counts
+    def databases(self) -> list[Path]:
+        return sorted(self.root.rglob("history.sqlite"))
 
     def output_mb(self) -> float:
         files = (self.root / "outputs").rglob("*")
@@ -143,11 +142,21 @@ class Server:
         self.log.close()
 
 
+TAG_FIELDS = {"art": "seed_text", "writing": "seed_text", "music": "seed_text"}
+
+
+def tagged(kind: str, kwargs: dict[str, Any], tag: int) -> dict[str, Any]:
+    """The job's arguments carrying its unique tag."""
+    if kind == "style":
+        return {**kwargs, "strength_value": round(0.5 + tag / 100_000, 5)}
+    return {**kwargs, TAG_FIELDS[kind]: str(tag)}
+
+
 def run_job(
-    client: Any, kind: str, spec: tuple[str, dict[str, Any]], stop_after_s: float | None = None
+    client: Any, kind: str, spec: tuple[str, dict[str, Any]], tag: int, stop_after_s: float | None = None
 ) -> Outcome:
     """Submit one job, follow its status (queue position), optionally press the tab's Stop, classify the end."""
-    api_name, kwargs = spec
+    api_name, kwargs = spec[0], tagged(kind, spec[1], tag)
     started = time.monotonic()
     job = client.submit(api_name=api_name, **kwargs)
     positions: list[int] = []
@@ -167,38 +176,56 @@ def run_job(
     except Exception as error:  # noqa: BLE001 - the message is the point: it must be a clear one
         status = "stopped" if stopped else "error"
         message = str(error)[:200]
-    return Outcome(kind, status, time.monotonic() - started, message, sorted(set(positions)))
+    return Outcome(kind, status, tag, time.monotonic() - started, message, sorted(set(positions)))
 
 
-def run_batch(clients: list[Any], kinds: list[str], specs: dict, stop_every: int = 0) -> list[Outcome]:
+def run_batch(
+    clients: list[Any], kinds: list[str], specs: dict, first_tag: int = 1, stop_every: int = 0
+) -> list[Outcome]:
     """Every job in its own thread, client i % len(clients); every `stop_every`-th job is stopped."""
     outcomes: list[Outcome | None] = [None] * len(kinds)
 
     def go(i: int, kind: str) -> None:
         stop = 0.3 if stop_every and i % stop_every == stop_every - 1 else None
-        outcomes[i] = run_job(clients[i % len(clients)], kind, specs[kind], stop)
+        outcomes[i] = run_job(clients[i % len(clients)], kind, specs[kind], first_tag + i, stop)
 
     threads = [threading.Thread(target=go, args=(i, k)) for i, k in enumerate(kinds)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(600)
-    return [o if o is not None else Outcome("?", "lost", 0.0) for o in outcomes]
+    return [
+        o if o is not None else Outcome(kinds[i], "lost", first_tag + i, 0.0) for i, o in enumerate(outcomes)
+    ]
 
 
-def summarize(outcomes: list[Outcome], rows_added: int) -> dict[str, Any]:
-    """Lost = no end at all; duplicated = more History rows than finished jobs (a job saved twice)."""
+def history_tags(db_paths: list[Path]) -> Counter:
+    """(kind, tag) -> how many History rows carry it."""
+    found: Counter = Counter()
+    for db in db_paths:
+        with sqlite3.connect(db) as conn:
+            for task, params in conn.execute("SELECT task, params FROM results"):
+                values = json.loads(params)
+                if task == "style" and "strength" in values:
+                    found["style", round((float(values["strength"]) - 0.5) * 100_000)] += 1
+                elif task in TAG_FIELDS and "seed" in values:
+                    found[task, int(values["seed"])] += 1
+    return found
+
+
+def summarize(outcomes: list[Outcome], rows: Counter) -> dict[str, Any]:
+    """Lost = a job with no end, or a finished job with no History row; duplicated = a job saved twice."""
     ends = Counter(o.status for o in outcomes)
-    saved = sum(1 for o in outcomes if o.status == "finished")
+    unsaved = sum(1 for o in outcomes if o.status == "finished" and rows[o.kind, o.tag] == 0)
     return {
         "jobs": len(outcomes),
         "finished": ends["finished"],
         "stopped": ends["stopped"],
         "errors": ends["error"],
         "error_messages": sorted({o.message for o in outcomes if o.status == "error"})[:5],
-        "lost_jobs": ends["lost"],
-        "duplicated_jobs": max(0, rows_added - saved),
-        "unsaved_finished_jobs": max(0, saved - rows_added),
+        "lost_jobs": ends["lost"] + unsaved,
+        "duplicated_jobs": sum(1 for o in outcomes if rows[o.kind, o.tag] > 1),
+        "unsaved_finished_jobs": unsaved,
         "max_queue_position_seen": max((max(o.queue_positions, default=0) for o in outcomes), default=0),
         "median_job_s": round(float(np.median([o.seconds for o in outcomes])), 3),
     }
@@ -209,24 +236,27 @@ def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int
 
     clients = [Client(server.url, verbose=False) for _ in range(n_clients)]
     kinds = [list(specs)[i % len(specs)] for i in range(n_jobs)]
-    before = server.history_rows()
-    outcomes = run_batch(clients, kinds, specs)
-    return {"benchmark": "load", "name": "concurrent", **summarize(outcomes, server.history_rows() - before)}
+    outcomes = run_batch(clients, kinds, specs, first_tag=1)
+    return {
+        "benchmark": "load",
+        "name": "concurrent",
+        **summarize(outcomes, history_tags(server.databases())),
+    }
 
 
 def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> list[dict[str, Any]]:
     from gradio_client import Client
 
     clients = [Client(server.url, verbose=False) for _ in range(4)]
-    disk_before, rows_before = server.output_mb(), server.history_rows()
+    disk_before = server.output_mb()
     curve, outcomes = [], []
     for done in range(batch, total + 1, batch):
         kinds = [list(specs)[(done + i) % len(specs)] for i in range(batch)]
-        outcomes += run_batch(clients, kinds, specs, stop_every=10)
+        outcomes += run_batch(clients, kinds, specs, first_tag=1000 + done, stop_every=10)
         curve.append(
             {"benchmark": "load", "name": "rss_curve", "jobs": done, "rss_mb": round(server.rss_mb(), 1)}
         )
-    summary = summarize(outcomes, server.history_rows() - rows_before)
+    summary = summarize(outcomes, history_tags(server.databases()))
     return curve + [
         {
             "benchmark": "load",
@@ -253,8 +283,14 @@ def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, 
     finished: list[tuple[float, str]] = []
     lock = threading.Lock()
 
+    refused: list[str] = []
+
     def go(client: Any, who: str) -> None:
-        client.predict(api_name=api_name, **slow)
+        try:
+            client.predict(api_name=api_name, **slow)
+        except Exception as error:  # noqa: BLE001 - over the per-session limit: a clear refusal
+            refused.append(str(error)[:200])
+            return
         with lock:
             finished.append((time.monotonic(), who))
 
@@ -274,6 +310,8 @@ def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, 
         "benchmark": "load",
         "name": "fairness",
         "busy_jobs": busy_jobs,
+        "busy_jobs_refused": len(refused),  # over the per-session limit, with a message saying so
+        "refusal_messages": sorted(set(refused))[:2],
         "busy_jobs_before_visitor": order.index("visitor"),
         "visitor_wait_over_one_job": round((visitor_done - sent) / one_job_s, 2),
         "fifo_would_be": busy_jobs,

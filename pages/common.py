@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 HEAVY = "heavy-model"  # shared concurrency_id of the big-model events across all tabs
 # Gradio admits this many heavy events at once; they then take turns, one session after another,
 # at the fair gate of studio.jobs (one job computes at a time), so a busy client cannot starve others.
-HEAVY_ADMISSION = 8
+# (each session may have studio.jobs.MAX_JOBS_PER_SESSION of them; admission leaves room for several sessions)
+HEAVY_ADMISSION = 16
 
 
 class SafeImage(gr.Image):

@@ -13,17 +13,20 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from studio.events import CancelToken
+from studio.events import CancelToken, UserError
 from studio.fairness import FairGate
 
 HEAVY_LANE = "heavy"  # big-model work: one job at a time, sessions in turn
+MAX_JOBS_PER_SESSION = 4  # heavy jobs one session may have running or waiting at once
 
 
 class JobBoard:
-    def __init__(self, heavy_slots: int = 1) -> None:
+    def __init__(self, heavy_slots: int = 1, per_session: int = MAX_JOBS_PER_SESSION) -> None:
         self._tokens: dict[str, CancelToken] = {}
         self._lock = threading.Lock()
         self.gates = {HEAVY_LANE: FairGate(heavy_slots)}
+        self.per_session = per_session
+        self._active: dict[str, int] = {}  # session -> heavy jobs running or waiting
 
     @contextmanager
     def job(
@@ -36,6 +39,13 @@ class JobBoard:
         """
         token = CancelToken()
         with self._lock:
+            if lane is not None:
+                if self._active.get(key, 0) >= self.per_session:
+                    raise UserError(
+                        f"You already have {self.per_session} jobs running or waiting; "
+                        "let one finish, or press Stop, before starting another."
+                    )
+                self._active[key] = self._active.get(key, 0) + 1
             self._tokens[key] = token
         try:
             if lane is None:
@@ -44,6 +54,11 @@ class JobBoard:
                 with self.gates[lane].turn(key, token, on_wait):
                     yield token
         finally:
+            if lane is not None:
+                with self._lock:
+                    self._active[key] -= 1
+                    if not self._active[key]:
+                        del self._active[key]
             with self._lock:
                 if self._tokens.get(key) is token:
                     del self._tokens[key]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +15,8 @@ class InProcessServer:
     url: str
     db: Path
 
-    def history_rows(self) -> int:
-        with sqlite3.connect(self.db) as conn:
-            return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    def databases(self) -> list[Path]:
+        return [self.db]
 
 
 def test_concurrent_jobs_across_tabs_all_end_and_none_is_lost_or_duplicated(

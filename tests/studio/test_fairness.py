@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from studio.events import Cancelled, CancelToken
+from studio.events import Cancelled, CancelToken, UserError
 from studio.fairness import FairGate
 from studio.jobs import JobBoard
 
@@ -116,3 +116,25 @@ def test_job_board_waits_on_the_heavy_lane_but_not_without_one() -> None:
         assert board.cancel("b")  # Stop reaches a waiting job too
         thread.join(5)
     assert not done.is_set() and outcome == ["cancelled"]
+
+
+def test_a_session_may_have_only_a_few_heavy_jobs_at_once() -> None:
+    board, outcome = JobBoard(per_session=2), []
+    with board.job("a"):
+
+        def second() -> None:
+            with board.job("a"):
+                outcome.append("ran")
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.2)  # the second job of "a" now waits at the gate
+        with pytest.raises(UserError, match="already have 2 jobs running or waiting"):
+            with board.job("a"):
+                pass
+        with board.job("a", lane=None):
+            pass  # light jobs are not counted
+    thread.join(5)
+    assert outcome == ["ran"]
+    with board.job("a"):
+        pass  # the count went back down
