@@ -24,6 +24,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from benchmarks.load import job_specs
+from tests.pipelines.video.clips import make_clip
 
 # -- hostile files, built in the test ------------------------------------------------------------
 
@@ -72,6 +73,9 @@ def hostile_files(folder: Path) -> dict[str, Path]:
         "text-as.png": b"hello, I am plain text\n" * 20,
         "text-as.mid": b"hello, I am plain text\n" * 20,
         "text-as.wav": b"hello, I am plain text\n" * 20,
+        "zero-byte.mp4": b"",
+        "corrupt.mp4": b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 200,
+        "text-as.mp4": b"hello, I am plain text\n" * 20,
     }
     out = {}
     for name, data in files.items():
@@ -82,6 +86,8 @@ def hostile_files(folder: Path) -> dict[str, Path]:
     out["png-named.wav"] = small_png(folder / "png-named.wav")
     out["png-named.mid"] = small_png(folder / "png-named.mid")
     out["wav-named.png"] = tone_wav(folder / "wav-named.png")
+    out["png-named.mp4"] = small_png(folder / "png-named.mp4")
+    out["wav-named.mp4"] = tone_wav(folder / "wav-named.mp4")
     return out
 
 
@@ -91,6 +97,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     made = hostile_files(folder)
     made["good.png"] = small_png(folder / "good.png")
     made["good.wav"] = tone_wav(folder / "good.wav")
+    made["good.mp4"] = make_clip(folder / "good.mp4", seconds=0.5, audio=None)
     return made
 
 
@@ -131,6 +138,17 @@ TEXT_CASES: list[tuple[str, str, Any]] = [
     ("style", "strength_value", -1.0),
     ("style", "out_size", -100),
     ("style", "out_size", 1_000_000),
+    *[("animate", "key_text", v) for v in (CONTROL, RTL, MEGABYTE, EMOJI, "", "|||\n| -5\n|")],
+    ("animate", "n_frames", 100_000),
+    ("animate", "n_frames", -2),
+    ("animate", "rate", math.nan),
+    ("animate", "cfg_scale", math.nan),
+    ("animate", "model_id", "x" * 200_000),
+    ("video", "weight", math.nan),
+    ("video", "side", 1_000_000),
+    ("video", "t0", -5),
+    ("video", "t1", 1e12),
+    ("video", "rate", -30),
 ]
 
 # (tab, field, file name) for uploads
@@ -154,6 +172,14 @@ UPLOAD_CASES: list[tuple[str, str, str]] = [
     ],
     *[("analyse", "audio_path", n) for n in ("zero-byte.wav", "corrupt.wav", "text-as.wav", "png-named.wav")],
     *[("analyse", "midi_path", n) for n in ("zero-byte.mid", "corrupt.mid", "png-named.mid")],
+    *[
+        ("video", "clip_path", n)
+        for n in ("zero-byte.mp4", "corrupt.mp4", "text-as.mp4", "png-named.mp4", "wav-named.mp4", "bomb.png")
+    ],
+    *[
+        ("animate_sound", "audio_path", n)
+        for n in ("zero-byte.wav", "corrupt.wav", "text-as.wav", "png-named.wav")
+    ],
 ]
 
 
@@ -173,6 +199,25 @@ def base_specs(files: dict[str, Path]) -> dict[str, tuple[str, dict[str, Any]]]:
     specs["analyse"] = (
         "/music_analyse",
         {"audio_path": handle_file(str(files["good.wav"])), "midi_path": None},
+    )
+    clip = handle_file(str(files["good.mp4"]))
+    specs["video"] = (
+        "/video_stylize",
+        {"clip_path": clip, "side": 64, "s_mode": "filter", "s_blend": "", "s_image": None},
+    )
+    animate = {
+        "key_text": "a red circle | 1\na blue square | 2",
+        "negative_text": "",
+        "n_frames": 2,
+        "n_steps": 2,
+    }
+    specs["animate"] = (
+        "/video_animate",
+        {**animate, "s_blend": "", "s_image": None, "history_choice": None, "audio_path": None},
+    )
+    specs["animate_sound"] = (
+        "/video_animate",
+        {**specs["animate"][1], "source": "file", "audio_path": handle_file(str(files["good.wav"]))},
     )
     return specs
 
@@ -221,7 +266,13 @@ def call(client, spec: tuple[str, dict[str, Any]]) -> None:
 
 
 def still_serving(client, specs: dict, tab: str) -> None:
-    base = {"style_image": "style", "continue_midi": "music", "continue_audio": "music", "analyse": "music"}
+    base = {
+        "style_image": "style",
+        "continue_midi": "music",
+        "continue_audio": "music",
+        "analyse": "music",
+        "animate_sound": "animate",
+    }
     api_name, kwargs = specs[base.get(tab, tab)]
     client.predict(api_name=api_name, **kwargs)  # raises if the tab stopped working
 
