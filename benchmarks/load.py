@@ -49,12 +49,15 @@ class Outcome:
     queue_positions: list[int] = field(default_factory=list)
 
 
-def job_specs(content: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    """One small job per tab (keyword arguments; gradio_client fills the rest with defaults)."""
+def job_specs(content: str, clip: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """One small job per tab (keyword arguments; gradio_client fills the rest with defaults).
+
+    `content` is a small image for Style; with a `clip`, the Video tab stylizes it too.
+    """
     from gradio_client import handle_file
 
     blank = {name: "" for name in ("theme_text", "source_text", "rewrite_source", "titles_text")}
-    return {
+    specs = {
         "art": (
             "/art_generate",
             dict(
@@ -77,6 +80,12 @@ def job_specs(content: str) -> dict[str, tuple[str, dict[str, Any]]]:
             dict(content_path=handle_file(content), mode_value="filter", blend_spec="", style_path=None),
         ),
     }
+    if clip is not None:
+        specs["video"] = (
+            "/video_stylize",
+            dict(clip_path=handle_file(clip), side=64, s_mode="filter", s_blend="", s_image=None),
+        )
+    return specs
 
 
 class Server:
@@ -143,12 +152,13 @@ class Server:
 
 
 TAG_FIELDS = {"art": "seed_text", "writing": "seed_text", "music": "seed_text"}
+UNSEEDED = {"style": ("strength_value", "strength"), "video": ("weight", "consistency")}  # input, saved name
 
 
 def tagged(kind: str, kwargs: dict[str, Any], tag: int) -> dict[str, Any]:
     """The job's arguments carrying its unique tag."""
-    if kind == "style":
-        return {**kwargs, "strength_value": round(0.5 + tag / 100_000, 5)}
+    if kind in UNSEEDED:
+        return {**kwargs, UNSEEDED[kind][0]: round(0.5 + tag / 100_000, 5)}
     return {**kwargs, TAG_FIELDS[kind]: str(tag)}
 
 
@@ -206,8 +216,8 @@ def history_tags(db_paths: list[Path]) -> Counter:
         with sqlite3.connect(db) as conn:
             for task, params in conn.execute("SELECT task, params FROM results"):
                 values = json.loads(params)
-                if task == "style" and "strength" in values:
-                    found["style", round((float(values["strength"]) - 0.5) * 100_000)] += 1
+                if task in UNSEEDED and UNSEEDED[task][1] in values:
+                    found[task, round((float(values[UNSEEDED[task][1]]) - 0.5) * 100_000)] += 1
                 elif task in TAG_FIELDS and "seed" in values:
                     found[task, int(values["seed"])] += 1
     return found
@@ -231,7 +241,7 @@ def summarize(outcomes: list[Outcome], rows: Counter) -> dict[str, Any]:
     }
 
 
-def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int = 4) -> dict[str, Any]:
+def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int = 5) -> dict[str, Any]:
     from gradio_client import Client
 
     clients = [Client(server.url, verbose=False) for _ in range(n_clients)]
@@ -247,7 +257,7 @@ def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int
 def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> list[dict[str, Any]]:
     from gradio_client import Client
 
-    clients = [Client(server.url, verbose=False) for _ in range(4)]
+    clients = [Client(server.url, verbose=False) for _ in range(5)]  # 4 jobs each: the per-session limit
     disk_before = server.output_mb()
     curve, outcomes = [], []
     for done in range(batch, total + 1, batch):
@@ -318,6 +328,21 @@ def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, 
     }
 
 
+def small_clip(folder: Path, frames: int = 6, side: int = 64) -> str:
+    """A short moving H.264 clip, written with imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    path = folder / "clip.mp4"
+    writer = imageio_ffmpeg.write_frames(str(path), (side, side), fps=6, macro_block_size=1)
+    writer.send(None)
+    for k in range(frames):
+        frame = np.zeros((side, side, 3), np.uint8)
+        frame[:, (k * 8) % side :] = (200, 60, 40)
+        writer.send(frame)
+    writer.close()
+    return str(path)
+
+
 def small_image(folder: Path) -> str:
     rng = np.random.default_rng(0)
     path = folder / "content.png"
@@ -330,7 +355,7 @@ def run() -> list[dict[str, Any]]:
         root = Path(tmp)
         server = Server(root)
         try:
-            specs = job_specs(small_image(root))
+            specs = job_specs(small_image(root), small_clip(root))
             rows = [concurrent_row(server, specs)]
             rows += rss_rows(server, specs)
             rows.append(fairness_row(server, specs))

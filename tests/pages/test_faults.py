@@ -20,6 +20,7 @@ LONG = {
     "writing": ({"tokens": 2000}, "/writing_stop"),
     "music": ({"n_bars": 64}, "/music_stop"),
     "style": ({"mode_value": "gatys", "n_iterations": 1000, "work_size": 128, "every": 1}, "/style_stop"),
+    "animate": ({"n_frames": 200, "n_steps": 10}, "/video_stop"),
 }
 
 
@@ -27,7 +28,11 @@ LONG = {
 def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, dict[str, Any]]]:
     path = tmp_path_factory.mktemp("faults") / "content.png"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(path)
-    return job_specs(str(path))
+    specs = job_specs(str(path))
+    keyframes = "a red circle | 1\na blue square | 2"
+    animate = dict(key_text=keyframes, negative_text="", n_frames=2, n_steps=2, s_blend="", s_image=None)
+    specs["animate"] = ("/video_animate", {**animate, "history_choice": None, "audio_path": None})
+    return specs
 
 
 @pytest.mark.parametrize("tab", list(LONG))

@@ -23,10 +23,10 @@ def test_concurrent_jobs_across_tabs_all_end_and_none_is_lost_or_duplicated(
     launched_app, tmp_path: Path
 ) -> None:
     server = InProcessServer(launched_app.url, launched_app.ctx.store.db_path)
-    specs = load.job_specs(load.small_image(tmp_path))
-    row = load.concurrent_row(server, specs, n_jobs=8, n_clients=3)
+    specs = load.job_specs(load.small_image(tmp_path), load.small_clip(tmp_path))
+    row = load.concurrent_row(server, specs, n_jobs=10, n_clients=3)
     assert row["lost_jobs"] == 0 and row["duplicated_jobs"] == 0 and row["unsaved_finished_jobs"] == 0, row
-    assert row["finished"] + row["stopped"] + row["errors"] == 8 and row["errors"] == 0, row
+    assert row["finished"] + row["stopped"] + row["errors"] == 10 and row["errors"] == 0, row
 
 
 def test_a_busy_client_does_not_starve_a_visitor(launched_app, tmp_path: Path) -> None:
