@@ -10,8 +10,20 @@ from pipelines.art.pipeline import (
     ArtResult,
     load_init_image,
 )
+from pipelines.art.presets import StylePreset, apply_styles, load_styles, style_names
+from pipelines.art.xyz import AXIS_TYPES, MAX_CELLS, Axis, XYZPlot, XYZRequest, XYZResult
 
 __all__ = [
+    "AXIS_TYPES",
+    "MAX_CELLS",
+    "Axis",
+    "StylePreset",
+    "XYZPlot",
+    "XYZRequest",
+    "XYZResult",
+    "apply_styles",
+    "load_styles",
+    "style_names",
     "SAMPLERS",
     "TASK",
     "UPSCALE_MODES",
