@@ -22,6 +22,15 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from pipelines.art.hires import HiresOptions, check_hires, hires_settings, run_hires, second_pass_steps
+from pipelines.art.inpaint import (
+    InpaintJob,
+    InpaintOptions,
+    inpaint_settings,
+    prepare_inpaint,
+    processing_size,
+    run_inpaint,
+)
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
 from pipelines.memory import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.metadata import GenerationParameters, save_png
@@ -73,6 +82,8 @@ class ArtRequest:
     preview_every: int = 1  # linear preview every N steps (0 = never)
     full_decode_every: int = 0  # real VAE-decoded preview every N steps (0 = never)
     upscale_mode: str = "nearest"  # pixel-space models: display upscale filter (nearest = pixel art)
+    inpaint: InpaintOptions | None = field(default=None, repr=False)  # inpaint/outpaint init_image
+    hires: HiresOptions | None = None  # text-to-image: a second, upscaled img2img pass
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,14 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         raise UserError(f"Upscale mode must be one of: {', '.join(UPSCALE_MODES)}.")
     if not 0.0 < float(request.strength) <= 1.0:
         raise UserError(f"Denoising strength must be in (0, 1] (got {request.strength}).")
+    if request.inpaint is not None:
+        notices += prepare_inpaint(request.init_image, request.inpaint).notices
+    if request.hires is not None:
+        if request.init_image is not None:
+            raise UserError(
+                "Hires fix applies to text-to-image; remove the init image or turn hires fix off."
+            )
+        check_hires(request.hires, int(request.steps))
     width, height = int(request.width) or native, int(request.height) or native
     for name, side in (("Width", width), ("Height", height)):
         if side % 8:
@@ -234,18 +253,24 @@ class ArtPipeline:
             emit(Notice(loaded.notice))
         model: ArtModel = loaded.model
         plan = self.registry.plan
+        requested = (int(request.width), int(request.height))
         request, notices = validate(request, model.native_size, max_side_for(plan))
+        job = prepare_inpaint(request.init_image, request.inpaint) if request.inpaint else None
         if _is_pixel_model(model.pipe):
             request, pixel_notice = _pixel_size(request, model)
-            notices += pixel_notice
+            notices += [] if job else pixel_notice
+        if job is not None:  # inpaint draws the canvas (or the crop) at its own size
+            size = processing_size(job, model.native_size, requested, max_side_for(plan))
+            if _is_pixel_model(model.pipe):
+                size = (model.native_size, model.native_size)
+            request = replace(request, width=size[0], height=size[1])
         for message in notices:
             emit(Notice(message))
         # 2. a per-request view of the pipeline with the chosen sampler (weights are shared)
         pipe = _pipeline_view(model.pipe, request)
         steps_per_image = _effective_steps(request)
         total = steps_per_image * request.batch_count
-        mode = "img2img" if request.init_image is not None else "text-to-image"
-        emit(Started(total, f"{mode} · {request.sampler} · {loaded.entry.display}"))
+        emit(Started(total, f"{_mode(request)} · {request.sampler} · {loaded.entry.display}"))
         clock = EtaClock(total)
         images: list[ArtImage] = []
         for k in range(request.batch_count):
@@ -253,14 +278,13 @@ class ArtPipeline:
                 break
             seed = (request.seed + k) % (MAX_SEED + 1)
             for attempt in range(2):  # an out-of-memory error reloads one tier lower and retries once
-                callback = _StepCallback(model, cancel, emit, clock, k * steps_per_image, total, request)
+
+                def callback(offset: int = 0, start: int = k * steps_per_image, m: ArtModel = model) -> Any:
+                    return _StepCallback(m, cancel, emit, clock, start + offset, total, request)
+
                 # 3. the diffusers loop itself; the callback streams previews and honours Stop
                 try:
-                    output = pipe(
-                        **_call_kwargs(pipe, request, seed),
-                        callback_on_step_end=callback,
-                        callback_on_step_end_tensor_inputs=["latents"],
-                    )
+                    image = _render(pipe, request, seed, callback, job, max_side_for(plan))
                     break
                 except Exception as error:  # noqa: BLE001 - only an OOM is retried
                     if attempt or not is_oom(error):
@@ -272,15 +296,18 @@ class ArtPipeline:
                 pipe = _pipeline_view(model.pipe, request)
             if cancel.cancelled:
                 break  # the interrupted image is half-denoised noise: don't save it
-            images.append(self._save(output.images[0], request, seed, loaded.entry))
+            images.append(self._save(image, request, seed, loaded.entry))
         return ArtResult(images, loaded.entry.display, request.sampler, cancelled=cancel.cancelled)
 
     def _save(self, image: Image.Image, request: ArtRequest, seed: int, entry: ModelEntry) -> ArtImage:
         params = infotext(request, seed, entry.display, image.size)
         path = self.store.write(TASK, ".png", lambda tmp: save_png(image, tmp, params))
-        record_params = {
-            k: v for k, v in asdict(replace(request, init_image=None)).items() if k != "init_image"
-        }
+        record_params = asdict(replace(request, init_image=None, inpaint=None))
+        record_params.pop("init_image")
+        if request.inpaint is not None:
+            record_params["inpaint"] = {
+                k: v for k, v in asdict(replace(request.inpaint, mask=None)).items() if k != "mask"
+            }
         record_params.update(seed=seed, model_id=entry.id, img2img=request.init_image is not None)
         record = self.store.record(TASK, request.prompt[:200], record_params, [path])
         return ArtImage(image, seed, path, record.id, params.to_text())
@@ -297,9 +324,13 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
     }
     if request.init_image is not None:
         settings["Denoising strength"] = request.strength
+    if request.inpaint is not None:
+        settings.update(inpaint_settings(request.inpaint))
+    if request.hires is not None:
+        settings.update(hires_settings(request.hires, request.steps))
     if request.sampler == "DDIM" and request.eta:
         settings["Eta"] = request.eta
-    if size[0] != request.width:
+    if size[0] != request.width and request.inpaint is None and request.hires is None:
         settings["Upscale"] = f"{size[0] // max(request.width, 1)}x {request.upscale_mode}"
     settings["Version"] = "creative-studio"
     return GenerationParameters(request.prompt, request.negative_prompt, settings)
@@ -323,10 +354,45 @@ def _pixel_size(request: ArtRequest, model: ArtModel) -> tuple[ArtRequest, list[
 
 
 def _effective_steps(request: ArtRequest) -> int:
-    """img2img runs only the last `strength` fraction of the schedule, as diffusers does."""
+    """img2img runs only the last `strength` fraction of the schedule, as diffusers does;
+    hires fix adds its second pass."""
+    if request.hires is not None:
+        return request.steps + second_pass_steps(request.hires, request.steps)
     if request.init_image is None:
         return request.steps
     return max(1, min(int(request.steps * request.strength), request.steps))
+
+
+def _mode(request: ArtRequest) -> str:
+    if request.inpaint is not None:
+        return "outpaint" if any(request.inpaint.outpaint) else "inpaint"
+    if request.hires is not None:
+        return f"text-to-image + hires ×{request.hires.scale:g}"
+    return "img2img" if request.init_image is not None else "text-to-image"
+
+
+def _render(
+    pipe: Any,
+    request: ArtRequest,
+    seed: int,
+    callback: Any,
+    job: InpaintJob | None,
+    max_side: int,
+) -> Image.Image:
+    """One image: plain text-to-image/img2img, inpaint/outpaint, or the two hires passes."""
+    kwargs = _call_kwargs(pipe, request, seed)
+    if job is not None and request.inpaint is not None:
+        base = {k: v for k, v in kwargs.items() if k not in {"image", "strength", "width", "height"}}
+        size = (request.width, request.height)
+        content = request.inpaint.masked_content
+        return run_inpaint(pipe, job, size, base, request.strength, content, callback(), seed)
+    if request.hires is not None:
+        base = {k: v for k, v in kwargs.items() if k not in {"width", "height", "upscale_mode"}}
+        callbacks = (callback(0), callback(request.steps))
+        size = (request.width, request.height)
+        return run_hires(pipe, request.hires, size, max_side, base, callbacks, request.upscale_mode)
+    output = pipe(**kwargs, callback_on_step_end=callback(), callback_on_step_end_tensor_inputs=["latents"])
+    return output.images[0]
 
 
 def _accepts(pipe: Any, name: str) -> bool:
