@@ -32,6 +32,7 @@ from pipelines.art.inpaint import (
     run_inpaint,
 )
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
+from pipelines.art.presets import apply_styles
 from pipelines.memory import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.metadata import GenerationParameters, save_png
 from studio.device import DevicePlan
@@ -84,6 +85,7 @@ class ArtRequest:
     upscale_mode: str = "nearest"  # pixel-space models: display upscale filter (nearest = pixel art)
     inpaint: InpaintOptions | None = field(default=None, repr=False)  # inpaint/outpaint init_image
     hires: HiresOptions | None = None  # text-to-image: a second, upscaled img2img pass
+    styles: tuple[str, ...] = ()  # style presets (assets/presets/styles.json) applied to the prompts
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,14 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
     prompt = clean_text(request.prompt)
     if not prompt:
         raise UserError("The prompt is empty. Describe the image you want, e.g. 'a lighthouse at dusk'.")
+    # style presets wrap the prompt and extend the negative (A1111's rule) before any truncation
+    prompt, styled_negative = apply_styles(prompt, clean_text(request.negative_prompt), request.styles)
     if len(prompt) > MAX_PROMPT_CHARS:
         notices.append(
             f"The prompt was {len(prompt):,} characters; it was truncated to {MAX_PROMPT_CHARS:,}."
         )
         prompt = prompt[:MAX_PROMPT_CHARS]
-    negative = clean_text(request.negative_prompt)[:MAX_PROMPT_CHARS]
+    negative = styled_negative[:MAX_PROMPT_CHARS]
     if request.sampler not in SAMPLERS:
         raise UserError(f"Unknown sampler {request.sampler!r}. Choose one of: {', '.join(SAMPLERS)}.")
     if not 1 <= int(request.steps) <= MAX_STEPS:
@@ -330,6 +334,8 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
         settings.update(hires_settings(request.hires, request.steps))
     if request.sampler == "DDIM" and request.eta:
         settings["Eta"] = request.eta
+    if request.styles:
+        settings["Styles"] = ", ".join(request.styles)
     if size[0] != request.width and request.inpaint is None and request.hires is None:
         settings["Upscale"] = f"{size[0] // max(request.width, 1)}x {request.upscale_mode}"
     settings["Version"] = "creative-studio"

@@ -28,7 +28,15 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from pipelines.art.grid import draw_grid, stack_grids
-from pipelines.art.pipeline import SAMPLERS, TASK, ArtImage, ArtPipeline, ArtRequest, ArtResult
+from pipelines.art.pipeline import (
+    SAMPLERS,
+    TASK,
+    ArtImage,
+    ArtPipeline,
+    ArtRequest,
+    ArtResult,
+    _effective_steps,
+)
 from pipelines.metadata import GenerationParameters
 from studio.events import CancelToken, Event, Finished, Notice, Started, Step, UserError
 from studio.inputs import MAX_SEED
@@ -234,7 +242,7 @@ class XYZPlot:
         n = len(planned.requests)
         if request.base.batch_count != 1:
             yield Notice("X/Y/Z plot draws one image per cell; the batch count was ignored.", "info")
-        total = sum(_steps(cell) for *_, cell in planned.requests)
+        total = sum(_effective_steps(cell) for *_, cell in planned.requests)
         yield Started(total, f"X/Y/Z plot · {n} images")
         done_steps, seen_notices = 0, set()
         images: dict[tuple[int, int, int], ArtImage] = {}
@@ -258,7 +266,7 @@ class XYZPlot:
                         result = event.result
             finally:
                 events.close()  # a consumer that went away stops the cell's worker too
-            done_steps += _steps(cell)
+            done_steps += _effective_steps(cell)
             if result is None or not result.images:
                 break  # stopped mid-cell: that cell is half-denoised noise, not kept
             image = result.images[0]
@@ -363,13 +371,6 @@ class XYZPlot:
         }
         record = self.pipeline.store.record(TASK, title, params, [path, json_path])
         return path, json_path, record.id
-
-
-def _steps(request: ArtRequest) -> int:
-    """Denoising steps one cell runs (img2img runs only the last `strength` of the schedule)."""
-    if request.init_image is None:
-        return int(request.steps)
-    return max(1, min(int(request.steps * request.strength), int(request.steps)))
 
 
 def _cell_image(image: ArtImage | None) -> Image.Image | None:

@@ -57,3 +57,20 @@ def test_a_custom_file(tmp_path: Path) -> None:
     assert style_names(path) == ["Mine"]
     assert apply_styles("a boat", "", ["Mine"], path) == ("a boat in my style", "")
     assert STYLES_FILE.name == "styles.json"
+
+
+def test_the_pipeline_applies_styles_and_records_them(ctx) -> None:
+    from pipelines.art.models import DEBUG_ID
+    from pipelines.art.pipeline import ArtPipeline, ArtRequest
+    from pipelines.metadata import read_png_parameters
+    from studio.events import CancelToken
+
+    art = ArtPipeline(ctx.registry, ctx.store, default_model=DEBUG_ID)
+    request = ArtRequest("a fox", "blurry", steps=2, seed=4, styles=("Watercolor", "Enhance"))
+    image = list(art.generate(request, CancelToken()))[-1].result.images[0]
+    expected = apply_styles("a fox", "blurry", ["Watercolor", "Enhance"])
+    saved = read_png_parameters(image.path)
+    assert (saved.prompt, saved.negative_prompt) == expected
+    assert saved.settings["Styles"] == "Watercolor, Enhance"
+    with pytest.raises(UserError, match="Unknown style"):
+        art.generate(ArtRequest("a fox", styles=("Nope",)), CancelToken())
