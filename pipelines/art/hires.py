@@ -43,6 +43,10 @@ def check_hires(options: HiresOptions, steps: int) -> None:
         raise UserError(f"Hires denoising strength must be in (0, 1] (got {options.denoising_strength}).")
     if not 0 <= int(options.steps) <= 150:
         raise UserError(f"Hires steps must be between 0 and 150 (got {options.steps}).")
+    if int((int(options.steps) or steps) * float(options.denoising_strength)) < 1:
+        raise UserError(
+            "Hires steps × denoising strength is below one step; raise the hires steps or the strength."
+        )
 
 
 def second_pass_steps(options: HiresOptions, steps: int) -> int:
