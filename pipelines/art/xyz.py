@@ -45,7 +45,17 @@ log = logging.getLogger(__name__)
 
 MAX_CELLS = 100  # A1111 has no limit; on a CPU a bigger grid is hours of work
 MAX_VALUES = 100  # values on one axis
-AXIS_TYPES = ("Nothing", "Seed", "Steps", "CFG scale", "Sampler", "Prompt S/R", "Model", "Denoising strength")
+AXIS_TYPES = (
+    "Nothing",
+    "Seed",
+    "Steps",
+    "CFG scale",
+    "Sampler",
+    "Prompt S/R",
+    "Model",
+    "Styles",
+    "Denoising strength",
+)
 _NUMBER = r"[+-]?\d+(?:\.\d*)?"
 _RANGE = re.compile(rf"^\s*({_NUMBER})\s*-\s*({_NUMBER})\s*(?:\(\s*({_NUMBER})\s*\)|\[\s*(\d+)\s*\])?\s*$")
 
@@ -165,6 +175,11 @@ def axis_values(axis: Axis, base: ArtRequest, models: dict[str, str]) -> list[tu
         for v in split_values(axis.values):
             model_id = models.get(v, v)  # a display label or an id (registered, hub or folder)
             values.append((f"Model: {v}", {"model_id": model_id}))
+    elif kind == "Styles":  # one style preset per value ("None" = no style), on top of the base styles
+        values = [
+            ("No style" if v.lower() == "none" else f"Style: {v}", {"styles": _with_style(base.styles, v)})
+            for v in split_values(axis.values)
+        ]
     else:  # Prompt S/R
         words = split_values(axis.values)
         search = words[0]
@@ -371,6 +386,10 @@ class XYZPlot:
         }
         record = self.pipeline.store.record(TASK, title, params, [path, json_path])
         return path, json_path, record.id
+
+
+def _with_style(styles: tuple[str, ...], name: str) -> tuple[str, ...]:
+    return tuple(styles) if name.lower() == "none" else (*styles, name)
 
 
 def _cell_image(image: ArtImage | None) -> Image.Image | None:

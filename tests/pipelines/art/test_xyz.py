@@ -139,3 +139,13 @@ def test_a_scorer_measures_every_cell(plot: XYZPlot) -> None:
     request = XYZRequest(ArtRequest("a dot", steps=2, seed=5), x=Axis("Seed", "1, 2"), scorer=mean_brightness)
     result = list(plot.generate(request, CancelToken()))[-1].result
     assert len(calls) == 2 and all(c.clip_score is not None and "CLIP" in c.label for c in result.cells)
+
+
+def test_styles_axis(plot: XYZPlot) -> None:
+    request = XYZRequest(ArtRequest("a boat", steps=2, seed=2), x=Axis("Styles", "None, Pixel art"))
+    result = list(plot.generate(request, CancelToken()))[-1].result
+    plain, styled = sorted(result.cells, key=lambda c: c.x)
+    assert plain.label == "No style" and styled.label == "Style: Pixel art"
+    assert plain.parameters.startswith("a boat\n") and styled.parameters.startswith("pixel art of a boat")
+    with pytest.raises(UserError, match="Unknown style"):
+        plot.generate(XYZRequest(ArtRequest("a boat", steps=2), x=Axis("Styles", "Nope")), CancelToken())
