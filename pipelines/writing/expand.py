@@ -29,6 +29,8 @@ SYSTEM = (
     "You write prompts for an AI image generator. Reply with one line only: a comma-separated list "
     "of vivid visual details, with no sentences, no quotes and no explanations."
 )
+_ELLIPSIS = re.compile(r"\s*(?:\.{2,}|…)\s*")
+_FOOTNOTE = re.compile(r"\s*[\(\[]\d{1,2}[\)\]]")
 _LEAD = re.compile(r"^\s*(?:prompt|expanded prompt|details|answer)\s*:\s*", re.IGNORECASE)
 
 
@@ -37,7 +39,7 @@ class ExpansionRequest:
     prompt: str  # the user's short prompt, kept verbatim at the front
     model_id: str = ""  # writing registry id, hub id or folder; "" = the writing default
     seed: int = 0  # -1 = random (reported); any other value gives the same expansion every time
-    max_new_tokens: int = 77
+    max_new_tokens: int = 60  # CLIP reads 77 tokens in all; the user's words come first
     temperature: float = 0.7  # 0 = greedy
 
 
@@ -64,16 +66,26 @@ def expansion_prompt(prompt: str) -> Prompt:
     return Prompt(user, plain, prompt, system=SYSTEM, prefill=f"{_MATERIAL},")
 
 
-def combine(original: str, generated: str) -> tuple[str, str]:
-    """(expanded prompt, the part added): the continuation's first line, no lead-in, no repeat."""
+def combine(original: str, generated: str, final: bool = False) -> tuple[str, str]:
+    """(expanded prompt, the part added): the continuation's first line as prompt phrases.
+
+    Ellipses and footnote marks become commas; `final` also drops a trailing half-phrase that
+    the token limit cut off (when that keeps most of the text).
+    """
     line = next((ln for ln in generated.splitlines() if ln.strip()), "")
     line = _LEAD.sub("", line).strip().strip("\"'`").strip()
     if line.lower().startswith(original.lower()):
         line = line[len(original) :]
-    line = line.strip(" ,.;:-")
+    line = _ELLIPSIS.sub(", ", _FOOTNOTE.sub("", line))
+    line = re.sub(r"\s*,\s*(?:,\s*)*", ", ", line).strip(" ,.;:-")
     words = line.split()
     if len(words) > MAX_WORDS:
-        line = " ".join(words[:MAX_WORDS]).rstrip(",;")
+        line = " ".join(words[:MAX_WORDS])
+    if final:
+        cut = max(line.rfind(mark) for mark in ".,;!?")
+        if cut >= len(line) // 2:
+            line = line[:cut]
+    line = line.strip(" ,.;:-")
     if not line:
         return original, ""
     return f"{original.rstrip(' ,.')}, {line}", line
@@ -133,7 +145,10 @@ class PromptExpander:
             emit(Step(min(n_tokens, sampling.max_new_tokens), sampling.max_new_tokens, expanded))
 
         out = stream_generate(model, ids, sampling, cancel, on_text)
-        expanded, added = combine(prompt, out.text)
+        expanded, added = combine(prompt, out.text, final=not out.stopped)
+        emit(
+            Step(sampling.max_new_tokens, sampling.max_new_tokens, expanded)
+        )  # the last snapshot is the result
         return ExpansionResult(
             expanded, prompt, added, model.label, seed, out.tokens, out.seconds, out.stopped
         )

@@ -75,6 +75,12 @@ def test_combine_and_prompt_form() -> None:
     )
     assert combine("a cat", "Prompt: a cat, oil painting.") == ("a cat, oil painting", "oil painting")
     assert combine("a cat", "   \n") == ("a cat", "")
+    cut = " in a garden... soft light (1), warm colors, sitting on a"
+    assert combine("a cat", cut) == (
+        "a cat, in a garden, soft light, warm colors, sitting on a",
+        "in a garden, soft light, warm colors, sitting on a",
+    )
+    assert combine("a cat", cut, final=True)[1] == "in a garden, soft light, warm colors"
     # plain LMs (no chat template) continue a listing that ends with the user's prompt and a comma
     text = render_prompt(train_tiny_tokenizer(), expansion_prompt("a cat"))
     assert text.endswith("Detailed image prompt: a cat,")
