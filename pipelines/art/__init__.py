@@ -1,5 +1,7 @@
 """Art Platform: text-to-image and img2img on diffusers pipelines, with live latent previews."""
 
+from pipelines.art.hires import HIRES_UPSCALERS, HiresOptions
+from pipelines.art.inpaint import MASKED_CONTENT, InpaintOptions
 from pipelines.art.models import register_art_models
 from pipelines.art.pipeline import (
     SAMPLERS,
@@ -14,6 +16,10 @@ from pipelines.art.presets import StylePreset, apply_styles, load_styles, style_
 from pipelines.art.xyz import AXIS_TYPES, MAX_CELLS, Axis, XYZPlot, XYZRequest, XYZResult
 
 __all__ = [
+    "HIRES_UPSCALERS",
+    "MASKED_CONTENT",
+    "HiresOptions",
+    "InpaintOptions",
     "AXIS_TYPES",
     "MAX_CELLS",
     "Axis",
