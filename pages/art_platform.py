@@ -18,6 +18,7 @@ from pages.art_depth import (
     hires_options,
     inpaint_request_parts,
 )
+from pages.art_tools import ArtControls, render_prompt_tools, render_tools
 from pages.common import (
     HEAVY,
     SafeImage,
@@ -75,6 +76,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 )
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk")
                 negative = gr.Textbox(label="Negative prompt", lines=1)
+                prompt_tools = render_prompt_tools(ctx, prompt, negative)  # styles + expansion (art_tools)
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", scale=3)
                     stop_btn = gr.Button("Stop", variant="stop", scale=1)
@@ -147,6 +149,9 @@ def build(ctx: StudioContext) -> ArtPage:
                 reuse_btn = gr.Button("Reuse parameters", size="sm", variant="secondary")
             history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="art-history")
             history_params = gr.JSON(label="Selected result's parameters")
+        with gr.Accordion("PNG Info and X/Y/Z plot", open=False, elem_id="art-tools-accordion"):
+            fields = [model, prompt, negative, sampler, steps, cfg, width, height, seed, init_image, strength]
+            render_tools(ctx, ArtControls(*fields, styles=prompt_tools.styles, inpaint_image=inpaint.editor))
         plan_info = gr.Markdown(plan_markdown(ctx))
         gr.Examples(EXAMPLES, inputs=[prompt, negative, sampler, steps, cfg], label="Quick starts")
 
@@ -178,6 +183,7 @@ def build(ctx: StudioContext) -> ArtPage:
             hires_upscaler: str,
             hires_steps: float,
             hires_strength: float,
+            styles: list[str] | None,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -198,6 +204,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 full_decode_every=int(full or 0),
                 upscale_mode=upscale or "nearest",
                 hires=hires_options(hires_on, hires_scale, hires_upscaler, hires_steps, hires_strength),
+                styles=tuple(styles or ()),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -226,6 +233,7 @@ def build(ctx: StudioContext) -> ArtPage:
             every: float,
             full: float,
             results: list[tuple[str, str]],
+            styles: list[str] | None,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -248,6 +256,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 preview_every=int(every or 0),
                 full_decode_every=int(full or 0),
                 inpaint=options,
+                styles=tuple(styles or ()),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -304,6 +313,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 upscale_mode,
                 session_results,
                 *extras.inputs,
+                prompt_tools.styles,
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_generate",
@@ -315,7 +325,7 @@ def build(ctx: StudioContext) -> ArtPage:
             inputs=[
                 *inpaint.inputs,
                 *[model, prompt, negative, sampler, steps, cfg, width, height, seed, batch],
-                *[strength, preview_every, full_every, session_results],
+                *[strength, preview_every, full_every, session_results, prompt_tools.styles],
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_inpaint",
