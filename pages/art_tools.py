@@ -112,7 +112,7 @@ def render_prompt_tools(ctx: StudioContext, prompt: gr.Textbox, negative: gr.Tex
             scale=4,
         )
         with gr.Column(scale=1, min_width=150):
-            expand_btn = gr.Button("✨ Expand prompt", size="sm", elem_id="art-expand")
+            expand_btn = gr.Button("Expand prompt", size="sm", elem_id="art-expand")
             expand_seed = gr.Number(value=0, precision=0, label="Expansion seed", min_width=120)
     final_prompt = gr.Textbox(
         label="Final prompt (after styles)", lines=2, interactive=False, elem_id="art-final-prompt"
