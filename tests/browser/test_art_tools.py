@@ -60,3 +60,19 @@ def test_styles_show_the_final_prompt(page) -> None:
         "() => document.querySelector('#art-final-prompt textarea').value.startsWith('watercolor painting of a red fox')"
     )
     shot(page, "art_tools_styles", full_page=False)
+
+
+def test_xyz_plot_renders_a_labelled_grid(page) -> None:
+    open_tab(page, "Art Platform")
+    page.get_by_label("Prompt", exact=True).fill("a red circle")
+    page.get_by_text("PNG Info and X/Y/Z plot").click()
+    page.get_by_role("tab", name="X/Y/Z plot").click()
+    page.locator("#xyz-x-values textarea, #xyz-x-values input").first.fill("1, 4, 7")
+    page.locator("#xyz-run").click()
+    page.wait_for_function(
+        "() => (document.querySelector('#xyz-status')?.innerText || '').includes('3 × 1 × 1 grid, 3 images')",
+        timeout=120_000,
+    )
+    page.locator("#xyz-grid img").first.wait_for()
+    page.locator("#xyz-grid").scroll_into_view_if_needed()
+    shot(page, "art_tools_xyz")
