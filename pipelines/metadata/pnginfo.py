@@ -122,7 +122,7 @@ def read_png_info(source: str | Path | bytes | Image.Image) -> PngInfo:
     owned = image is not source  # never close the caller's own image
     try:
         chunks = {str(k): v for k, v in (getattr(image, "text", None) or image.info).items()}
-        raw = {k: _raw_text(v) for k, v in chunks.items() if isinstance(v, (str, bytes))}
+        raw = {k: text for k, v in chunks.items() if (text := _raw_text(v)) is not None}
         size = image.size
         try:
             parsed = ParserManager().parse(image)
@@ -171,9 +171,16 @@ def _open(source: str | Path | bytes | Image.Image) -> Image.Image:
     return image
 
 
-def _raw_text(value: str | bytes) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + " …(truncated)"
+def _raw_text(value: Any) -> str | None:
+    """A metadata value as text for display; binary blobs (EXIF, ICC profiles) are left out."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or not value.isprintable() and "\n" not in value:
+        return None
+    return value if len(value) <= MAX_RAW_CHARS else value[:MAX_RAW_CHARS] + " …(truncated)"
 
 
 def _from_parameters_text(generator: str, text: str, raw: dict[str, str], size: tuple[int, int]) -> PngInfo:

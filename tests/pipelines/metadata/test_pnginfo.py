@@ -193,3 +193,16 @@ def test_bad_files_get_clear_errors(tmp_path: Path) -> None:
 )
 def test_match_sampler(name: str, scheduler: str, expected: str | None) -> None:
     assert match_sampler(name, scheduler) == expected
+
+
+def test_reads_a1111_jpeg_user_comment(tmp_path: Path) -> None:
+    """A1111 JPEG/WebP files carry the same text in EXIF UserComment (UTF-16 with a UNICODE prefix)."""
+    text = "a jpeg fox\nNegative prompt: ugly\nSteps: 9, Sampler: Euler, CFG scale: 3, Seed: 5, Size: 64x64"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + text.encode("utf-16-be")  # Exif IFD -> UserComment
+    path = tmp_path / "a1111.jpg"
+    Image.new("RGB", (64, 64)).save(path, exif=exif)
+    info = read_png_info(path)
+    assert (info.generator, info.prompt, info.negative_prompt) == ("AUTOMATIC1111", "a jpeg fox", "ugly")
+    assert (info.steps, info.cfg_scale, info.seed, info.art_sampler) == (9, 3.0, 5, "Euler")
+    assert info.raw == {}  # the binary EXIF blob is not shown as text
