@@ -149,3 +149,18 @@ def test_styles_axis(plot: XYZPlot) -> None:
     assert plain.parameters.startswith("a boat\n") and styled.parameters.startswith("pixel art of a boat")
     with pytest.raises(UserError, match="Unknown style"):
         plot.generate(XYZRequest(ArtRequest("a boat", steps=2), x=Axis("Styles", "Nope")), CancelToken())
+
+
+def test_model_axis_runs_model_by_model(plot: XYZPlot) -> None:
+    """Ids or labels; cells of different native sizes (64 px tiny SD, 256 px offline) share one grid."""
+    label = next(e.display for e in plot.pipeline.registry.entries("art") if e.id == "art-offline")
+    request = XYZRequest(
+        ArtRequest("a red circle", steps=2, seed=1, guidance_scale=2.0),
+        x=Axis("Model", f'debug-tiny-sd, "{label}"'),
+        y=Axis("Seed", "1, 2"),
+    )
+    result = list(plot.generate(request, CancelToken()))[-1].result
+    models = {c.x: GenerationParameters.from_text(c.parameters).settings["Model"] for c in result.cells}
+    assert models[0].startswith("Debug") and models[1] == label
+    sizes = {c.x: Image.open(c.path).size for c in result.cells}
+    assert sizes[0] != sizes[1] and result.grid.width > 2 * MIN_CELL
