@@ -72,6 +72,10 @@ def test_no_metadata_and_corrupt_files(client, tmp_path: Path) -> None:
     assert "No generation parameters found" in head and "No generation parameters" in text
     with pytest.raises(AppError, match="holds no generation parameters"):
         client.predict(handle_file(str(plain)), api_name="/art_pnginfo_to_txt2img")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(AppError, match="empty"):
+        client.predict(handle_file(str(empty)), api_name="/art_pnginfo")
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(AppError, match="could not be read as an image"):
@@ -100,6 +104,14 @@ def test_xyz_plot_via_api(client) -> None:
         assert image.width > 3 * 128 and image.height > 2 * 128
     side = next(f for f in files if f.endswith(".json"))
     assert len(json.loads(Path(side).read_text())["cells"]) == 6
+    # the Styles chosen in the Art controls apply to every cell and are recorded
+    *_, styled = client.predict(
+        *xyz_args("a boat", ("Seed", "1, 2"), styles=["Pixel art"]), api_name="/art_xyz"
+    )
+    assert all(
+        c["parameters"].startswith("pixel art of a boat") and "Styles: Pixel art" in c["parameters"]
+        for c in styled
+    )
     with pytest.raises(AppError, match="the limit is 100"):
         client.predict(*xyz_args("x", ("Seed", "1-20"), ("CFG scale", "1-6")), api_name="/art_xyz")
 
