@@ -31,6 +31,7 @@ SYSTEM = (
 )
 _ELLIPSIS = re.compile(r"\s*(?:\.{2,}|…)\s*")
 _FOOTNOTE = re.compile(r"\s*[\(\[]\d{1,2}[\)\]]")
+_HASHTAG = re.compile(r"\s*#\S*")
 _LEAD = re.compile(r"^\s*(?:prompt|expanded prompt|details|answer)\s*:\s*", re.IGNORECASE)
 
 
@@ -57,26 +58,27 @@ class ExpansionResult:
 
 def expansion_prompt(prompt: str) -> Prompt:
     """The instruction. Both forms end with the user's prompt and a comma for the model to continue:
-    a 135M chat model asked for "details" tends to chat; continuing a list it stays on task."""
+    a 135M chat model asked to "expand" writes a story; asked for keywords and continuing the user's
+    own list, it stays with visual words (tried on SmolLM2-135M: light, colours, tones instead of plot)."""
     user = (
-        "Expand this image prompt with details about the subject, setting, lighting, colours, mood, "
-        f"art style and camera:\n\n{_MATERIAL}"
+        f"List short visual keywords for a picture of {_MATERIAL}: the setting, lighting, colours, mood, "
+        "art style and camera. Two to four words each, separated by commas."
     )
-    plain = f"Image prompt: {_MATERIAL}\nDetailed image prompt: {_MATERIAL},"
+    plain = f"Keywords for a picture of {_MATERIAL}: {_MATERIAL},"
     return Prompt(user, plain, prompt, system=SYSTEM, prefill=f"{_MATERIAL},")
 
 
 def combine(original: str, generated: str, final: bool = False) -> tuple[str, str]:
     """(expanded prompt, the part added): the continuation's first line as prompt phrases.
 
-    Ellipses and footnote marks become commas; `final` also drops a trailing half-phrase that
-    the token limit cut off (when that keeps most of the text).
+    Ellipses, semicolons and footnote marks become commas and hashtags go; `final` also drops a
+    trailing half-phrase that the token limit cut off (when that keeps most of the text).
     """
     line = next((ln for ln in generated.splitlines() if ln.strip()), "")
     line = _LEAD.sub("", line).strip().strip("\"'`").strip()
     if line.lower().startswith(original.lower()):
         line = line[len(original) :]
-    line = _ELLIPSIS.sub(", ", _FOOTNOTE.sub("", line))
+    line = _ELLIPSIS.sub(", ", _FOOTNOTE.sub("", _HASHTAG.sub("", line))).replace(";", ",")
     line = re.sub(r"\s*,\s*(?:,\s*)*", ", ", line).strip(" ,.;:-")
     words = line.split()
     if len(words) > MAX_WORDS:

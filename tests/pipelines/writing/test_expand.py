@@ -83,4 +83,5 @@ def test_combine_and_prompt_form() -> None:
     assert combine("a cat", cut, final=True)[1] == "in a garden, soft light, warm colors"
     # plain LMs (no chat template) continue a listing that ends with the user's prompt and a comma
     text = render_prompt(train_tiny_tokenizer(), expansion_prompt("a cat"))
-    assert text.endswith("Detailed image prompt: a cat,")
+    assert text.endswith("Keywords for a picture of a cat: a cat,")
+    assert combine("a cat", " warm light; soft tones #cute #art")[1] == "warm light, soft tones"
