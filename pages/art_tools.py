@@ -119,7 +119,13 @@ def render_prompt_tools(ctx: StudioContext, prompt: gr.Textbox, negative: gr.Tex
     )
     for trigger in (styles.change, prompt.change, negative.change):
         trigger(
-            styled_preview, [prompt, negative, styles], final_prompt, api_name=False, show_progress="hidden"
+            styled_preview,
+            [prompt, negative, styles],
+            final_prompt,
+            api_name=False,
+            show_progress="hidden",
+            queue=False,  # cheap string work: no queue, no progress bar
+            trigger_mode="always_last",  # typing fast sends only the newest text
         )
 
     @friendly_errors
