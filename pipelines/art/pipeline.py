@@ -22,16 +22,16 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.art.hires import HiresOptions, check_hires, hires_settings, run_hires, second_pass_steps
+from pipelines.art.hires import HiresOptions, check_hires, hires_settings, second_pass_steps
 from pipelines.art.inpaint import (
-    InpaintJob,
     InpaintOptions,
     inpaint_settings,
     prepare_inpaint,
     processing_size,
-    run_inpaint,
 )
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
+from pipelines.art.lora import LoraSpec, apply_loras, check_loras, lora_tags, prompt_loras, supports_lora
+from pipelines.art.modes import mode_label, render_one
 from pipelines.art.presets import apply_styles
 from pipelines.memory import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.metadata import GenerationParameters, save_png
@@ -85,6 +85,7 @@ class ArtRequest:
     upscale_mode: str = "nearest"  # pixel-space models: display upscale filter (nearest = pixel art)
     inpaint: InpaintOptions | None = field(default=None, repr=False)  # inpaint/outpaint init_image
     hires: HiresOptions | None = None  # text-to-image: a second, upscaled img2img pass
+    loras: tuple[LoraSpec, ...] = ()  # LoRA files and weights (diffusers models); <lora:..> tags add to it
     styles: tuple[str, ...] = ()  # style presets (assets/presets/styles.json) applied to the prompts
 
 
@@ -182,6 +183,7 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         raise UserError(f"Denoising strength must be in (0, 1] (got {request.strength}).")
     if request.inpaint is not None:
         notices += prepare_inpaint(request.init_image, request.inpaint).notices
+    check_loras(request.loras)
     if request.hires is not None:
         if request.init_image is not None:
             raise UserError(
@@ -236,10 +238,17 @@ def load_init_image(source: Any) -> Image.Image:
 
 
 class ArtPipeline:
-    def __init__(self, registry: ModelRegistry, store: OutputStore, default_model: str = "") -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        store: OutputStore,
+        default_model: str = "",
+        lora_dir: Path | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.default_model = default_model  # used when a request names no model
+        self.lora_dir = lora_dir  # where <lora:name:weight> prompt tags look for name.safetensors
 
     def generate(self, request: ArtRequest, cancel: CancelToken) -> Iterator[Event]:
         """Stream events for a whole batch; see the module docstring.
@@ -247,6 +256,8 @@ class ArtPipeline:
         Requests that are wrong whatever the model (empty prompt, 0 steps, a size not a multiple
         of 8, a bad seed) raise UserError here, before any model is loaded.
         """
+        prompt, tagged = prompt_loras(request.prompt, self.lora_dir)
+        request = replace(request, prompt=prompt, loras=(*request.loras, *tagged))
         validate(request, native=8, max_side=max_side_for(self.registry.plan))
         return stream_events(lambda emit: self._run(request, cancel, emit), cancel)
 
@@ -268,13 +279,18 @@ class ArtPipeline:
             if _is_pixel_model(model.pipe):
                 size = (model.native_size, model.native_size)
             request = replace(request, width=size[0], height=size[1])
+        if not supports_lora(model.pipe) and request.loras:
+            notices.append(f"{loaded.entry.display} has no LoRA support; the LoRAs were ignored.")
+            request = replace(request, loras=())
+        elif supports_lora(model.pipe):
+            apply_loras(model.pipe, request.loras)  # exactly this request's adapters, or none
         for message in notices:
             emit(Notice(message))
         # 2. a per-request view of the pipeline with the chosen sampler (weights are shared)
         pipe = _pipeline_view(model.pipe, request)
         steps_per_image = _effective_steps(request)
         total = steps_per_image * request.batch_count
-        emit(Started(total, f"{_mode(request)} · {request.sampler} · {loaded.entry.display}"))
+        emit(Started(total, f"{mode_label(request)} · {request.sampler} · {loaded.entry.display}"))
         clock = EtaClock(total)
         images: list[ArtImage] = []
         for k in range(request.batch_count):
@@ -288,7 +304,8 @@ class ArtPipeline:
 
                 # 3. the diffusers loop itself; the callback streams previews and honours Stop
                 try:
-                    image = _render(pipe, request, seed, callback, job, max_side_for(plan))
+                    kwargs = _call_kwargs(pipe, request, seed)
+                    image = render_one(pipe, request, kwargs, seed, callback, job, max_side_for(plan))
                     break
                 except Exception as error:  # noqa: BLE001 - only an OOM is retried
                     if attempt or not is_oom(error):
@@ -339,7 +356,8 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
     if size[0] != request.width and request.inpaint is None and request.hires is None:
         settings["Upscale"] = f"{size[0] // max(request.width, 1)}x {request.upscale_mode}"
     settings["Version"] = "creative-studio"
-    return GenerationParameters(request.prompt, request.negative_prompt, settings)
+    prompt = f"{request.prompt} {lora_tags(request.loras)}" if request.loras else request.prompt
+    return GenerationParameters(prompt, request.negative_prompt, settings)
 
 
 def _is_pixel_model(pipe: Any) -> bool:
@@ -367,38 +385,6 @@ def _effective_steps(request: ArtRequest) -> int:
     if request.init_image is None:
         return request.steps
     return max(1, min(int(request.steps * request.strength), request.steps))
-
-
-def _mode(request: ArtRequest) -> str:
-    if request.inpaint is not None:
-        return "outpaint" if any(request.inpaint.outpaint) else "inpaint"
-    if request.hires is not None:
-        return f"text-to-image + hires ×{request.hires.scale:g}"
-    return "img2img" if request.init_image is not None else "text-to-image"
-
-
-def _render(
-    pipe: Any,
-    request: ArtRequest,
-    seed: int,
-    callback: Any,
-    job: InpaintJob | None,
-    max_side: int,
-) -> Image.Image:
-    """One image: plain text-to-image/img2img, inpaint/outpaint, or the two hires passes."""
-    kwargs = _call_kwargs(pipe, request, seed)
-    if job is not None and request.inpaint is not None:
-        base = {k: v for k, v in kwargs.items() if k not in {"image", "strength", "width", "height"}}
-        size = (request.width, request.height)
-        content = request.inpaint.masked_content
-        return run_inpaint(pipe, job, size, base, request.strength, content, callback(), seed)
-    if request.hires is not None:
-        base = {k: v for k, v in kwargs.items() if k not in {"width", "height", "upscale_mode"}}
-        callbacks = (callback(0), callback(request.steps))
-        size = (request.width, request.height)
-        return run_hires(pipe, request.hires, size, max_side, base, callbacks, request.upscale_mode)
-    output = pipe(**kwargs, callback_on_step_end=callback(), callback_on_step_end_tensor_inputs=["latents"])
-    return output.images[0]
 
 
 def _accepts(pipe: Any, name: str) -> bool:

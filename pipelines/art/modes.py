@@ -1,0 +1,45 @@
+"""How one image is drawn for each mode: text-to-image/img2img, inpaint/outpaint, or hires fix.
+
+`request` is a validated `ArtRequest`; `kwargs` are its ordinary diffusers call arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from pipelines.art.hires import run_hires
+from pipelines.art.inpaint import InpaintJob, run_inpaint
+
+
+def mode_label(request: Any) -> str:
+    if request.inpaint is not None:
+        return "outpaint" if any(request.inpaint.outpaint) else "inpaint"
+    if request.hires is not None:
+        return f"text-to-image + hires ×{request.hires.scale:g}"
+    return "img2img" if request.init_image is not None else "text-to-image"
+
+
+def render_one(
+    pipe: Any,
+    request: Any,
+    kwargs: dict[str, Any],
+    seed: int,
+    callback: Any,
+    job: InpaintJob | None,
+    max_side: int,
+) -> Image.Image:
+    """One image: plain text-to-image/img2img, inpaint/outpaint, or the two hires passes."""
+    if job is not None and request.inpaint is not None:
+        base = {k: v for k, v in kwargs.items() if k not in {"image", "strength", "width", "height"}}
+        size = (request.width, request.height)
+        content = request.inpaint.masked_content
+        return run_inpaint(pipe, job, size, base, request.strength, content, callback(), seed)
+    if request.hires is not None:
+        base = {k: v for k, v in kwargs.items() if k not in {"width", "height", "upscale_mode"}}
+        callbacks = (callback(0), callback(request.steps))
+        size = (request.width, request.height)
+        return run_hires(pipe, request.hires, size, max_side, base, callbacks, request.upscale_mode)
+    output = pipe(**kwargs, callback_on_step_end=callback(), callback_on_step_end_tensor_inputs=["latents"])
+    return output.images[0]
