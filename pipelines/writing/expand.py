@@ -74,6 +74,7 @@ def combine(original: str, generated: str, final: bool = False) -> tuple[str, st
     Ellipses, semicolons and footnote marks become commas and hashtags go; `final` also drops a
     trailing half-phrase that the token limit cut off (when that keeps most of the text).
     """
+    generated = generated.replace("\ufffd", "")  # undecodable byte tokens (random or tiny models)
     line = next((ln for ln in generated.splitlines() if ln.strip()), "")
     line = _LEAD.sub("", line).strip().strip("\"'`").strip()
     if line.lower().startswith(original.lower()):

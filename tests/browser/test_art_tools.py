@@ -76,3 +76,19 @@ def test_xyz_plot_renders_a_labelled_grid(page) -> None:
     page.locator("#xyz-grid img").first.wait_for()
     page.locator("#xyz-grid").scroll_into_view_if_needed()
     shot(page, "art_tools_xyz")
+
+
+def test_expand_prompt_streams_into_the_prompt_box(page) -> None:
+    open_tab(page, "Art Platform")
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("a lighthouse")
+    page.locator("#art-expand").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('a lighthouse, '))",
+        timeout=60_000,
+    )
+    page.wait_for_function(
+        "() => (document.querySelector('#art-final-prompt textarea')?.value || '').startsWith('a lighthouse, ')"
+    )
+    assert len(prompt.input_value()) > len("a lighthouse, ")
+    shot(page, "art_tools_expand", full_page=False)

@@ -75,6 +75,7 @@ def test_combine_and_prompt_form() -> None:
     )
     assert combine("a cat", "Prompt: a cat, oil painting.") == ("a cat, oil painting", "oil painting")
     assert combine("a cat", "   \n") == ("a cat", "")
+    assert combine("a cat", " soft\ufffd light")[1] == "soft light"
     cut = " in a garden... soft light (1), warm colors, sitting on a"
     assert combine("a cat", cut) == (
         "a cat, in a garden, soft light, warm colors, sitting on a",
