@@ -17,7 +17,9 @@ from pipelines.art import (
     MASKED_CONTENT,
     HiresOptions,
     InpaintOptions,
+    LoraSpec,
     load_init_image,
+    parse_lora_text,
 )
 from studio.events import UserError
 
@@ -26,13 +28,14 @@ MASK_LAYER = "mask"
 
 @dataclass
 class GenerationExtras:
-    """Hires fix controls (text-to-image)."""
+    """Hires fix (text-to-image) and LoRA controls."""
 
     hires_enable: gr.Checkbox
     hires_scale: gr.Slider
     hires_upscaler: gr.Dropdown
     hires_steps: gr.Slider
     hires_strength: gr.Slider
+    loras: gr.Textbox
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -42,7 +45,7 @@ class GenerationExtras:
             self.hires_upscaler,
             self.hires_steps,
             self.hires_strength,
-        ]
+        ]  # the LoRA box is wired separately, after the style presets (keeps the API order stable)
 
 
 @dataclass
@@ -93,7 +96,18 @@ def build_generation_extras() -> GenerationExtras:
         with gr.Row():
             steps = gr.Slider(0, 150, value=0, step=1, label="Hires steps (0 = same)", min_width=140)
             strength = gr.Slider(0.05, 1, value=0.5, step=0.05, label="Denoising strength", min_width=140)
-    return GenerationExtras(hires_enable, scale, upscaler, steps, strength)
+    with gr.Accordion("LoRA", open=False, elem_id="art-lora"):
+        loras = gr.Textbox(
+            "",
+            label="LoRA files and weights",
+            lines=2,
+            placeholder="path/to/style.safetensors 0.8\nowner/repo/file.safetensors 0.5",
+            info="One per line: a .safetensors path or a hub id, then a weight (0 = off). "
+            "<lora:name:0.8> in the prompt works too (name = a file in the data folder's loras/). "
+            "Hub (diffusers) models only: the offline pixel model has no LoRA support and ignores them.",
+            elem_id="art-loras",
+        )
+    return GenerationExtras(hires_enable, scale, upscaler, steps, strength, loras)
 
 
 def build_inpaint() -> InpaintControls:
@@ -141,6 +155,10 @@ def hires_options(
     if not enable:
         return None
     return HiresOptions(float(scale), upscaler or "latent", int(steps or 0), float(strength))
+
+
+def lora_specs(text: str) -> tuple[LoraSpec, ...]:
+    return parse_lora_text(text or "")
 
 
 def inpaint_request_parts(

@@ -17,6 +17,7 @@ from pages.art_depth import (
     editor_value,
     hires_options,
     inpaint_request_parts,
+    lora_specs,
 )
 from pages.art_tools import ArtControls, render_prompt_tools, render_tools
 from pages.common import (
@@ -59,7 +60,9 @@ def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 
 
 def build(ctx: StudioContext) -> ArtPage:
-    pipeline = ArtPipeline(ctx.registry, ctx.store, ctx.settings.art_model)
+    pipeline = ArtPipeline(
+        ctx.registry, ctx.store, ctx.settings.art_model, lora_dir=ctx.settings.data_dir / "loras"
+    )
     default_model = ctx.settings.art_model or ctx.registry.default_id(TASK)
     start = recommended_settings(ctx, default_model)
 
@@ -184,6 +187,7 @@ def build(ctx: StudioContext) -> ArtPage:
             hires_steps: float,
             hires_strength: float,
             styles: list[str] | None,
+            lora_text: str,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -205,6 +209,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 upscale_mode=upscale or "nearest",
                 hires=hires_options(hires_on, hires_scale, hires_upscaler, hires_steps, hires_strength),
                 styles=tuple(styles or ()),
+                loras=lora_specs(lora_text),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -234,6 +239,7 @@ def build(ctx: StudioContext) -> ArtPage:
             full: float,
             results: list[tuple[str, str]],
             styles: list[str] | None,
+            lora_text: str,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -257,6 +263,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 full_decode_every=int(full or 0),
                 inpaint=options,
                 styles=tuple(styles or ()),
+                loras=lora_specs(lora_text),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -314,6 +321,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 session_results,
                 *extras.inputs,
                 prompt_tools.styles,
+                extras.loras,
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_generate",
@@ -325,7 +333,7 @@ def build(ctx: StudioContext) -> ArtPage:
             inputs=[
                 *inpaint.inputs,
                 *[model, prompt, negative, sampler, steps, cfg, width, height, seed, batch],
-                *[strength, preview_every, full_every, session_results, prompt_tools.styles],
+                *[strength, preview_every, full_every, session_results, prompt_tools.styles, extras.loras],
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_inpaint",

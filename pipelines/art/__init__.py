@@ -2,6 +2,7 @@
 
 from pipelines.art.hires import HIRES_UPSCALERS, HiresOptions
 from pipelines.art.inpaint import MASKED_CONTENT, InpaintOptions
+from pipelines.art.lora import LoraSpec, parse_lora_text
 from pipelines.art.models import register_art_models
 from pipelines.art.pipeline import (
     SAMPLERS,
@@ -20,6 +21,8 @@ __all__ = [
     "MASKED_CONTENT",
     "HiresOptions",
     "InpaintOptions",
+    "LoraSpec",
+    "parse_lora_text",
     "AXIS_TYPES",
     "MAX_CELLS",
     "Axis",

@@ -69,3 +69,25 @@ def test_hires_fix_through_generate(client) -> None:
     assert Image.open(out[3]).size == (128, 128) and "Hires upscale: 2.0" in out[2]
     with pytest.raises(AppError, match="Hires scale|less than minimum value 1.25"):
         client.predict(*call, True, 1.0, "latent", 0, 0.5, api_name=GENERATE)
+
+
+def test_lora_through_generate(client, tmp_path: Path) -> None:
+    from pipelines.testing import save_tiny_lora
+
+    lora = save_tiny_lora(tmp_path / "lora")
+    misfit = save_tiny_lora(tmp_path / "misfit", unet_config={"block_out_channels": (16, 32)})
+    call = ["", "a castle", "", "DDIM", 4, 7.0, 64, 64, "3", 1, None, 0.6, 1, 0, "nearest"]
+    hires_off = [False, 2.0, "latent", 0, 0.5, []]
+
+    def pixels(lora_text: str) -> tuple[np.ndarray, str]:
+        out = client.predict(*call, *hires_off, lora_text, api_name=GENERATE)
+        return np.asarray(Image.open(out[3]).convert("RGB")).astype(int), out[2]
+
+    plain, _ = pixels("")
+    zero, _ = pixels(f"{lora} 0")
+    one, info = pixels(f"{lora} 1")
+    assert np.array_equal(zero, plain) and np.abs(one - plain).mean() > 0.5
+    assert "<lora:pytorch_lora_weights:1>" in info
+    with pytest.raises(AppError, match="does not fit this model"):
+        pixels(f"{misfit} 1")
+    assert np.array_equal(pixels("")[0], plain)  # the model still works, unchanged
