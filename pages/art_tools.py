@@ -198,14 +198,26 @@ def _model_for(ctx: StudioContext, name: str) -> str | None:
 
 
 def _generation_size(info: PngInfo) -> tuple[int | None, int | None]:
-    """The size to ask for: our pixel-space model's files record the upscaled size + 'Upscale: 8x'."""
+    """The size to ask for. Our files record the size of the image saved: a pixel-space model's
+    upscaled size ('Upscale: 8x ...') or the hires-fixed size ('Hires upscale: 2'), where A1111
+    records the first-pass size; both are turned back into the size to generate at."""
     width, height = info.width, info.height
     factor = str(info.settings.get("Upscale", "")).split("x")[0].strip()
     if width and height and factor.isdigit() and int(factor) > 1:
         width, height = width // int(factor), height // int(factor)
+    hires = _number(info.settings.get("Hires upscale"))
+    if width and height and hires and hires > 1 and info.generator == "Creative Studio":
+        width, height = (int(round(side / hires / 8)) * 8 for side in (width, height))
     if width and height and (width % 8 or height % 8 or max(width, height) > 2048):
         return None, None  # not a size the controls accept; keep the current one
     return width, height
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def render_pnginfo(ctx: StudioContext, controls: ArtControls) -> tuple[gr.Image, gr.Textbox]:

@@ -122,3 +122,23 @@ def test_prompt_expansion_via_api_is_seeded(client) -> None:
     assert a == b and a.startswith("a lighthouse, ") and len(a) > len("a lighthouse, ")
     with pytest.raises(AppError, match="Write a short prompt first"):
         client.predict("", 7, api_name="/art_expand_prompt")
+
+
+def test_send_to_asks_for_the_generation_size_not_the_saved_size() -> None:
+    from pages.art_tools import _generation_size
+    from pipelines.metadata import PngInfo
+
+    ours = "Creative Studio"
+    assert _generation_size(PngInfo(ours, width=128, height=96, settings={"Hires upscale": "2.0"})) == (
+        64,
+        48,
+    )
+    assert _generation_size(PngInfo(ours, width=256, height=256, settings={"Upscale": "8x nearest"})) == (
+        32,
+        32,
+    )
+    # A1111 records the first-pass size already
+    assert _generation_size(
+        PngInfo("AUTOMATIC1111", width=512, height=512, settings={"Hires upscale": "2"})
+    ) == (512, 512)
+    assert _generation_size(PngInfo("ComfyUI", width=500, height=300)) == (None, None)  # not a multiple of 8
