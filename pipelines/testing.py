@@ -292,3 +292,25 @@ def save_tiny_lora(
         layers["text_encoder_lora_layers"] = get_peft_model_state_dict(encoder)
     StableDiffusionPipeline.save_lora_weights(save_directory=folder, safe_serialization=True, **layers)
     return Path(folder) / "pytorch_lora_weights.safetensors"
+
+
+def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """A tiny random CLIPModel (text + vision towers, 32-d projection) with the byte-level tokenizer."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    text = {
+        "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "hidden_size": 32, "intermediate_size": 37,
+        "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": len(tokenizer), "max_position_embeddings": 77,
+    }  # fmt: skip
+    vision = {
+        "hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2,
+        "image_size": 32, "patch_size": 4,
+    }  # fmt: skip
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,5 +1,6 @@
 """Art Platform: text-to-image and img2img on diffusers pipelines, with live latent previews."""
 
+from pipelines.art.clip_guidance import CLIP_ENV, ClipGuidance, clip_score
 from pipelines.art.hires import HIRES_UPSCALERS, HiresOptions
 from pipelines.art.inpaint import MASKED_CONTENT, InpaintOptions
 from pipelines.art.lora import LoraSpec, parse_lora_text
@@ -17,6 +18,9 @@ from pipelines.art.presets import StylePreset, apply_styles, load_styles, style_
 from pipelines.art.xyz import AXIS_TYPES, MAX_CELLS, Axis, XYZPlot, XYZRequest, XYZResult
 
 __all__ = [
+    "CLIP_ENV",
+    "ClipGuidance",
+    "clip_score",
     "HIRES_UPSCALERS",
     "MASKED_CONTENT",
     "HiresOptions",

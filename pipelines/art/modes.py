@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image
 
+from pipelines.art.clip_guidance import clip_guided_sample, load_scorer
 from pipelines.art.hires import run_hires
 from pipelines.art.inpaint import InpaintJob, run_inpaint
 
@@ -18,6 +19,8 @@ def mode_label(request: Any) -> str:
         return "outpaint" if any(request.inpaint.outpaint) else "inpaint"
     if request.hires is not None:
         return f"text-to-image + hires ×{request.hires.scale:g}"
+    if request.clip is not None and request.clip.scale > 0:
+        return "text-to-image + CLIP guidance"
     return "img2img" if request.init_image is not None else "text-to-image"
 
 
@@ -41,5 +44,8 @@ def render_one(
         callbacks = (callback(0), callback(request.steps))
         size = (request.width, request.height)
         return run_hires(pipe, request.hires, size, max_side, base, callbacks, request.upscale_mode)
+    if request.clip is not None and request.clip.scale > 0:
+        scorer = load_scorer(request.clip.clip_model)
+        return clip_guided_sample(pipe, scorer, request.clip, kwargs, callback())
     output = pipe(**kwargs, callback_on_step_end=callback(), callback_on_step_end_tensor_inputs=["latents"])
     return output.images[0]

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from pipelines.art.clip_guidance import ClipGuidance, check_clip, clip_score
 from pipelines.art.hires import HiresOptions, check_hires, hires_settings, second_pass_steps
 from pipelines.art.inpaint import (
     InpaintOptions,
@@ -86,6 +87,7 @@ class ArtRequest:
     inpaint: InpaintOptions | None = field(default=None, repr=False)  # inpaint/outpaint init_image
     hires: HiresOptions | None = None  # text-to-image: a second, upscaled img2img pass
     loras: tuple[LoraSpec, ...] = ()  # LoRA files and weights (diffusers models); <lora:..> tags add to it
+    clip: ClipGuidance | None = None  # CLIP model for a per-image score, and CLIP-guided DDIM if scale > 0
     styles: tuple[str, ...] = ()  # style presets (assets/presets/styles.json) applied to the prompts
 
 
@@ -184,6 +186,9 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
     if request.inpaint is not None:
         notices += prepare_inpaint(request.init_image, request.inpaint).notices
     check_loras(request.loras)
+    notices += check_clip(
+        request.clip, request.init_image is not None or request.hires is not None, request.sampler
+    )
     if request.hires is not None:
         if request.init_image is not None:
             raise UserError(
@@ -317,11 +322,21 @@ class ArtPipeline:
                 pipe = _pipeline_view(model.pipe, request)
             if cancel.cancelled:
                 break  # the interrupted image is half-denoised noise: don't save it
-            images.append(self._save(image, request, seed, loaded.entry))
+            score = clip_score([image], request.prompt, request.clip.clip_model)[0] if request.clip else None
+            images.append(self._save(image, request, seed, loaded.entry, score))
         return ArtResult(images, loaded.entry.display, request.sampler, cancelled=cancel.cancelled)
 
-    def _save(self, image: Image.Image, request: ArtRequest, seed: int, entry: ModelEntry) -> ArtImage:
+    def _save(
+        self,
+        image: Image.Image,
+        request: ArtRequest,
+        seed: int,
+        entry: ModelEntry,
+        score: float | None = None,
+    ) -> ArtImage:
         params = infotext(request, seed, entry.display, image.size)
+        if score is not None:
+            params.settings["CLIP score"] = f"{score:.2f}"  # 100 x cosine(image, prompt) under request.clip
         path = self.store.write(TASK, ".png", lambda tmp: save_png(image, tmp, params))
         record_params = asdict(replace(request, init_image=None, inpaint=None))
         record_params.pop("init_image")
@@ -329,7 +344,9 @@ class ArtPipeline:
             record_params["inpaint"] = {
                 k: v for k, v in asdict(replace(request.inpaint, mask=None)).items() if k != "mask"
             }
-        record_params.update(seed=seed, model_id=entry.id, img2img=request.init_image is not None)
+        record_params.update(
+            seed=seed, model_id=entry.id, img2img=request.init_image is not None, clip_score=score
+        )
         record = self.store.record(TASK, request.prompt[:200], record_params, [path])
         return ArtImage(image, seed, path, record.id, params.to_text())
 
@@ -349,6 +366,8 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
         settings.update(inpaint_settings(request.inpaint))
     if request.hires is not None:
         settings.update(hires_settings(request.hires, request.steps))
+    if request.clip is not None and request.clip.scale > 0:
+        settings.update({"CLIP guidance scale": request.clip.scale, "CLIP model": request.clip.clip_model})
     if request.sampler == "DDIM" and request.eta:
         settings["Eta"] = request.eta
     if request.styles:
