@@ -6,6 +6,7 @@ column; the page mounts them and passes their values to the pipeline through the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,10 @@ import gradio as gr
 from PIL import Image
 
 from pipelines.art import (
+    CLIP_ENV,
     HIRES_UPSCALERS,
     MASKED_CONTENT,
+    ClipGuidance,
     HiresOptions,
     InpaintOptions,
     LoraSpec,
@@ -36,6 +39,8 @@ class GenerationExtras:
     hires_steps: gr.Slider
     hires_strength: gr.Slider
     loras: gr.Textbox
+    clip_model: gr.Textbox
+    clip_scale: gr.Slider
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -107,7 +112,28 @@ def build_generation_extras() -> GenerationExtras:
             "Hub (diffusers) models only: the offline pixel model has no LoRA support and ignores them.",
             elem_id="art-loras",
         )
-    return GenerationExtras(hires_enable, scale, upscaler, steps, strength, loras)
+    with gr.Accordion("CLIP guidance and score", open=False, elem_id="art-clip"):
+        clip_model = gr.Textbox(
+            os.environ.get(CLIP_ENV, ""),
+            label="CLIP model (hub id or folder)",
+            placeholder="openai/clip-vit-base-patch32",
+            info="When set, every image gets a CLIP score in its parameters. "
+            "Guidance > 0 steers each DDIM step towards the prompt (text-to-image on latent SD models; "
+            "the offline pixel model does not support it).",
+            elem_id="art-clip-model",
+        )
+        clip_scale = gr.Slider(0, 5000, value=0, step=10, label="CLIP guidance scale (0 = score only)")
+    return GenerationExtras(hires_enable, scale, upscaler, steps, strength, loras, clip_model, clip_scale)
+
+
+def clip_options(model: str, scale: float) -> ClipGuidance | None:
+    if not (model or "").strip():
+        if float(scale or 0) > 0:
+            raise UserError(
+                "CLIP guidance needs a CLIP model: a hub id such as openai/clip-vit-base-patch32."
+            )
+        return None
+    return ClipGuidance(model.strip(), float(scale or 0))
 
 
 def build_inpaint() -> InpaintControls:

@@ -14,6 +14,7 @@ from pages.art_depth import (
     InpaintControls,
     build_generation_extras,
     build_inpaint,
+    clip_options,
     editor_value,
     hires_options,
     inpaint_request_parts,
@@ -188,6 +189,8 @@ def build(ctx: StudioContext) -> ArtPage:
             hires_strength: float,
             styles: list[str] | None,
             lora_text: str,
+            clip_model: str,
+            clip_scale: float,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -210,6 +213,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 hires=hires_options(hires_on, hires_scale, hires_upscaler, hires_steps, hires_strength),
                 styles=tuple(styles or ()),
                 loras=lora_specs(lora_text),
+                clip=clip_options(clip_model, clip_scale),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -322,6 +326,8 @@ def build(ctx: StudioContext) -> ArtPage:
                 *extras.inputs,
                 prompt_tools.styles,
                 extras.loras,
+                extras.clip_model,
+                extras.clip_scale,
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_generate",

@@ -91,3 +91,17 @@ def test_lora_through_generate(client, tmp_path: Path) -> None:
     with pytest.raises(AppError, match="does not fit this model"):
         pixels(f"{misfit} 1")
     assert np.array_equal(pixels("")[0], plain)  # the model still works, unchanged
+
+
+def test_clip_score_and_guidance_through_generate(client, tmp_path: Path) -> None:
+    from pipelines.testing import save_tiny_clip
+
+    clip = str(save_tiny_clip(tmp_path / "clip"))
+    call = ["", "a castle", "", "DDIM", 4, 7.0, 64, 64, "3", 1, None, 0.6, 1, 0, "nearest"]
+    rest = [False, 2.0, "latent", 0, 0.5, [], ""]
+    scored = client.predict(*call, *rest, clip, 0, api_name=GENERATE)
+    assert "CLIP score: " in scored[2] and "CLIP guidance scale" not in scored[2]
+    guided = client.predict(*call, *rest, clip, 1000, api_name=GENERATE)
+    assert "CLIP guidance scale: 1000.0" in guided[2] and "CLIP score: " in guided[2]
+    with pytest.raises(AppError, match="needs a CLIP model"):
+        client.predict(*call, *rest, "", 100, api_name=GENERATE)
