@@ -9,15 +9,18 @@ can fill them and the X/Y/Z plot can start from them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, session_key
 from pipelines.art import (
     AXIS_TYPES,
+    CLIP_ENV,
     MAX_CELLS,
     TASK,
     ArtPipeline,
@@ -27,6 +30,7 @@ from pipelines.art import (
     XYZRequest,
     XYZResult,
     apply_styles,
+    clip_score,
     load_init_image,
     style_names,
 )
@@ -328,6 +332,12 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
             lambda k: gr.update(placeholder=AXIS_HINTS.get(k, "")), axis_type, axis_values, api_name=False
         )
         axes += [axis_type, axis_values]
+    clip_box = gr.Textbox(
+        os.environ.get(CLIP_ENV, ""),
+        label="CLIP score per cell (CLIP model: hub id or folder; empty = off)",
+        placeholder="openai/clip-vit-base-patch32",
+        elem_id="xyz-clip-model",
+    )
     with gr.Row():
         run_btn = gr.Button("Run X/Y/Z plot", variant="primary", scale=3, elem_id="xyz-run")
         stop_btn = gr.Button("Stop", variant="stop", scale=1)
@@ -357,6 +367,7 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
         y_values: str,
         z_type: str,
         z_values: str,
+        clip_model: str | None,
         request: gr.Request,
         progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple[Any, ...]]:
@@ -375,7 +386,11 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
             styles=tuple(styles or ()),
         )
         xyz = XYZRequest(
-            base, Axis(x_type, x_values or ""), Axis(y_type, y_values or ""), Axis(z_type, z_values or "")
+            base,
+            Axis(x_type, x_values or ""),
+            Axis(y_type, y_values or ""),
+            Axis(z_type, z_values or ""),
+            scorer=clip_scorer((clip_model or "").strip()),
         )
         with ctx.jobs.job(session_key(request)) as cancel:
             for event in follow(plot.generate(xyz, cancel), progress):
@@ -407,6 +422,7 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
             controls.strength,
             controls.styles if controls.styles is not None else gr.State([]),
             *axes,
+            clip_box,
         ],
         [grid, status, grid_file, cells],
         api_name="art_xyz",
@@ -415,6 +431,22 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
     )
     stop_btn.click(make_stop_handler(ctx), None, None, api_name="art_xyz_stop", cancels=[run_event])
     return grid
+
+
+def clip_scorer(clip_model: str) -> Callable[[list[Image.Image], str], list[float]] | None:
+    """A CLIP scorer for the X/Y/Z cells, loaded now so a wrong model id fails before any cell runs."""
+    if not clip_model:
+        return None
+    try:
+        clip_score([Image.new("RGB", (32, 32))], "a test", clip_model)
+    except UserError:
+        raise
+    except (OSError, ValueError, RuntimeError) as error:
+        raise UserError(
+            f"The CLIP model {clip_model!r} could not be loaded ({type(error).__name__}); "
+            "give a hub id such as openai/clip-vit-base-patch32 (needs network) or a local folder."
+        ) from None
+    return lambda images, prompt: clip_score(images, prompt, clip_model)
 
 
 def _xyz_outputs(result: XYZResult) -> tuple[Any, ...]:

@@ -50,8 +50,10 @@ def draw_grid(
     x_labels: list[str],
     y_labels: list[str],
     title: str = "",
+    captions: list[list[str]] | None = None,
 ) -> Image.Image:
-    """cells[row][col] -> one labelled picture. Empty labels lists mean no header on that side."""
+    """cells[row][col] -> one labelled picture. Empty labels lists mean no header on that side;
+    `captions[row][col]` (a measured value such as a CLIP score) is written under each cell."""
     first = next((c for row in cells for c in row if c is not None), None)
     size = first.size if first is not None else (MIN_CELL, MIN_CELL)
     scale = max(1, -(-MIN_CELL // max(1, min(size))))  # ceil(MIN_CELL / side), nearest enlargement
@@ -65,7 +67,9 @@ def draw_grid(
     title_h = (len(wrap(title, font, 10_000)) * lh + 8) if title else 0
     n_rows, n_cols = len(cells), max(len(row) for row in cells)
     width = row_w + n_cols * (cw + GAP) + GAP
-    height = title_h + header_h + n_rows * (ch + GAP) + GAP
+    cap_h = lh if captions else 0  # one caption line under every cell
+    row_h = ch + cap_h + GAP
+    height = title_h + header_h + n_rows * row_h + GAP
     grid = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(grid)
     if title:
@@ -77,7 +81,7 @@ def draw_grid(
             draw.text((x0, title_h + 4 + k * lh), line, fill=INK, font=font)
     # 2. rows: header on the left (vertically centred), then the cells
     for r, row in enumerate(cells):
-        top = title_h + header_h + GAP + r * (ch + GAP)
+        top = title_h + header_h + GAP + r * row_h
         if row_lines:
             lines = row_lines[r]
             y0 = top + (ch - len(lines) * lh) / 2
@@ -92,6 +96,11 @@ def draw_grid(
                 continue
             resample = Image.NEAREST if image.size[0] * scale == cw else Image.LANCZOS
             grid.paste(image.convert("RGB").resize((cw, ch), resample), (left, top))
+            caption = captions[r][c] if captions and c < len(captions[r]) else ""
+            if caption:
+                text = wrap(caption, font, cw)[0]
+                x0 = left + (cw - draw.textlength(text, font=font)) / 2
+                draw.text((x0, top + ch + 1), text, fill=INK, font=font)
     return grid
 
 

@@ -289,7 +289,7 @@ class XYZPlot:
             score = None
             if request.scorer is not None:
                 score = float(request.scorer([image.image], cell.prompt)[0])
-                label = f"{label} · CLIP {score:.3f}"
+                label = f"{label} · {_score_text(score)}"
             cells.append(
                 XYZCell(x, y, z, label, image.seed, image.path, image.record_id, image.parameters, score)
             )
@@ -313,13 +313,11 @@ class XYZPlot:
             rows = [[_cell_image(images.get((x, y, z))) for x in range(nx)] for y in range(ny)]
             x_labels = planned.x if request.x.kind != "Nothing" else []
             y_labels = planned.y if request.y.kind != "Nothing" else []
+            captions = None
             if any(scores.get((x, y, z)) is not None for x in range(nx) for y in range(ny)):
-                # a measured value under each column: the mean CLIP score of that column
-                x_labels = [
-                    f"{lbl} · CLIP {_mean([scores.get((x, y, z)) for y in range(ny)])}"
-                    for x, lbl in enumerate(x_labels or [""] * nx)
-                ]
-            grids.append(draw_grid(rows, x_labels, y_labels, planned.z[z]))
+                # the measured value under each cell
+                captions = [[_score_text(scores.get((x, y, z))) for x in range(nx)] for y in range(ny)]
+            grids.append(draw_grid(rows, x_labels, y_labels, planned.z[z], captions))
         grid = stack_grids(grids)
         if not cells:
             return XYZResult(grid, grids, cells, (nx, ny, nz), None, None, None, cancelled)
@@ -396,6 +394,5 @@ def _cell_image(image: ArtImage | None) -> Image.Image | None:
     return None if image is None else image.image
 
 
-def _mean(values: list[float | None]) -> str:
-    found = [v for v in values if v is not None]
-    return f"{sum(found) / len(found):.3f}" if found else "–"
+def _score_text(value: float | None) -> str:
+    return "" if value is None else f"CLIP {value:.2f}"

@@ -83,11 +83,15 @@ def test_no_metadata_and_corrupt_files(client, tmp_path: Path) -> None:
 
 
 def xyz_args(
-    prompt: str, x: tuple[str, str], y: tuple[str, str] = ("Nothing", ""), styles: list | None = None
+    prompt: str,
+    x: tuple[str, str],
+    y: tuple[str, str] = ("Nothing", ""),
+    styles: list | None = None,
+    clip: str = "",
 ) -> list:
     return [
         DEBUG_SD, prompt, "", "DDIM", 2, 7.0, 0, 0, "11", None, 0.6, styles or [],
-        *x, *y, "Nothing", "",
+        *x, *y, "Nothing", "", clip,
     ]  # fmt: skip
 
 
@@ -142,3 +146,13 @@ def test_send_to_asks_for_the_generation_size_not_the_saved_size() -> None:
         PngInfo("AUTOMATIC1111", width=512, height=512, settings={"Hires upscale": "2"})
     ) == (512, 512)
     assert _generation_size(PngInfo("ComfyUI", width=500, height=300)) == (None, None)  # not a multiple of 8
+
+
+def test_xyz_clip_score_via_api(client, tmp_path: Path) -> None:
+    from pipelines.testing import save_tiny_clip
+
+    clip = str(save_tiny_clip(tmp_path / "tiny-clip"))
+    _, status, _, cells = client.predict(*xyz_args("a dot", ("Seed", "1, 2"), clip=clip), api_name="/art_xyz")
+    assert "2 images" in status and all(" · CLIP " in c["label"] for c in cells)
+    with pytest.raises(AppError, match="could not be loaded"):
+        client.predict(*xyz_args("a dot", ("Seed", "1, 2"), clip="no-such/clip-model"), api_name="/art_xyz")

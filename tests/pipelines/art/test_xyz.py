@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -125,20 +124,25 @@ def test_cancel_stops_within_a_cell_and_keeps_the_finished_cells(plot: XYZPlot) 
     assert result.path is not None and result.path.exists()  # the partial grid is saved
 
 
-def test_a_scorer_measures_every_cell(plot: XYZPlot) -> None:
-    """The scorer hook (the CLIP score when a CLIP model is configured) labels every cell; here a
-    brightness measure stands in for CLIP to test the plumbing only."""
-    calls: list[str] = []
-    lock = threading.Lock()
+def test_clip_score_is_measured_for_every_cell(plot: XYZPlot, tmp_path) -> None:
+    """The CLIP score (a tiny random CLIPModel from a config) is a measured value per cell."""
+    from pipelines.art import clip_score
+    from pipelines.testing import save_tiny_clip
 
-    def mean_brightness(images: list[Image.Image], prompt: str) -> list[float]:
-        with lock:
-            calls.append(prompt)
-        return [float(np.asarray(im.convert("L")).mean() / 255) for im in images]
-
-    request = XYZRequest(ArtRequest("a dot", steps=2, seed=5), x=Axis("Seed", "1, 2"), scorer=mean_brightness)
+    clip = str(save_tiny_clip(tmp_path / "tiny-clip"))
+    request = XYZRequest(
+        ArtRequest("a dot", steps=2, seed=5),
+        x=Axis("Seed", "1, 2"),
+        scorer=lambda images, prompt: clip_score(images, prompt, clip),
+    )
     result = list(plot.generate(request, CancelToken()))[-1].result
-    assert len(calls) == 2 and all(c.clip_score is not None and "CLIP" in c.label for c in result.cells)
+    for cell in result.cells:
+        expected = clip_score([Image.open(cell.path)], "a dot", clip)[0]
+        assert cell.clip_score == pytest.approx(expected, abs=1e-3)
+        assert cell.label.endswith(f"CLIP {cell.clip_score:.2f}")
+    with Image.open(result.path) as saved:
+        side = json.loads(saved.text["xyz"])
+    assert [c["clip_score"] for c in side["cells"]] == [c.clip_score for c in result.cells]
 
 
 def test_styles_axis(plot: XYZPlot) -> None:
