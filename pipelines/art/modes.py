@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipelines.art.clip_guidance import clip_guided_sample, load_scorer
 from pipelines.art.hires import run_hires
-from pipelines.art.inpaint import InpaintJob, run_inpaint
+from pipelines.art.inpaint import InpaintJob, is_inpaint_unet, run_inpaint
 
 
 def mode_label(request: Any) -> str:
@@ -39,6 +39,19 @@ def render_one(
         size = (request.width, request.height)
         content = request.inpaint.masked_content
         return run_inpaint(pipe, job, size, base, request.strength, content, callback(), seed)
+    if request.hires is None and getattr(pipe, "vae", None) is not None and is_inpaint_unet(pipe):
+        # an inpainting checkpoint drawing text-to-image / img2img: everything is masked, as in A1111
+        size = (request.width, request.height)
+        canvas = (
+            request.init_image.resize(size)
+            if request.init_image is not None
+            else Image.new("RGB", size, "gray")
+        )
+        full = Image.new("L", size, 255)
+        job = InpaintJob(canvas, full, full, (0, 0, *size))
+        strength = request.strength if request.init_image is not None else 1.0
+        base = {k: v for k, v in kwargs.items() if k not in {"image", "strength", "width", "height"}}
+        return run_inpaint(pipe, job, size, base, strength, "original", callback(), seed)
     if request.hires is not None:
         base = {k: v for k, v in kwargs.items() if k not in {"width", "height", "upscale_mode"}}
         callbacks = (callback(0), callback(request.steps))

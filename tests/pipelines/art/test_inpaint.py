@@ -190,3 +190,18 @@ def test_inpainting_checkpoint_runs_the_diffusers_inpaint_pipeline(ctx, tmp_path
     keep = outside_blurred(prepare_inpaint(image, options).blurred)
     assert psnr(out[keep], np.asarray(image)[keep]) >= 40
     assert np.abs(out[np.asarray(mask) > 0].astype(int) - np.asarray(image)[np.asarray(mask) > 0]).mean() > 10
+
+
+def test_inpainting_checkpoint_also_draws_text_to_image(ctx, tmp_path: Path) -> None:
+    """Generate with a 9-channel checkpoint: the whole canvas is masked (A1111 does the same)."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    components = tiny_sd_components()
+    components["unet"] = UNet2DConditionModel(**{**components["unet"].config, "in_channels": 9})
+    folder = tmp_path / "tiny-sd-inpainting"
+    StableDiffusionInpaintPipeline(**components).save_pretrained(folder)
+    art = ArtPipeline(ctx.registry, ctx.store, default_model=str(folder))
+    events = run(art, ArtRequest("x", steps=4, seed=2))
+    assert not [e for e in events if isinstance(e, Notice)] and [e for e in events if isinstance(e, Step)]
+    image = events[-1].result.images[0].image
+    assert image.size == (64, 64) and np.asarray(image).std() > 1
