@@ -99,10 +99,11 @@ def run_hires(
             callback_on_step_end=callbacks[0],
             **tensor_inputs,
         ).images
+        if pipe.interrupt:  # stopped during the first pass: no second pass
+            return _to_pil(small[0])
         # 2. upscale in pixel space
         if options.upscaler == "lanczos":
-            image = Image.fromarray((small[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8))
-            init: Any = image.resize(target, Image.Resampling.LANCZOS)
+            init: Any = _to_pil(small[0]).resize(target, Image.Resampling.LANCZOS)
         else:
             init = F.interpolate(small * 2 - 1, size=target[::-1], mode="bicubic").clamp(-1, 1)
         # 3. redraw at the bigger size; the display upscale shrinks by the hires scale
@@ -128,19 +129,29 @@ def run_hires(
         callback_on_step_end=callbacks[0],
         **tensor_inputs,
     ).images
+    if pipe.interrupt:  # stopped during the first pass: no second pass
+        return _decode(pipe, latents)
     # 2. upscale: in latent space, or decode -> Lanczos -> (re-encoded by img2img)
     if options.upscaler == "latent":
         scale = pipe.vae_scale_factor
         init = F.interpolate(latents, size=(target[1] // scale, target[0] // scale), mode="bilinear")
     else:
-        vae = pipe.vae
-        decoded = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-        image = pipe.image_processor.postprocess(decoded, output_type="pil")[0]
-        init = image.resize(target, Image.Resampling.LANCZOS)
+        init = _decode(pipe, latents).resize(target, Image.Resampling.LANCZOS)
     # 3. second pass: img2img on the same weights
     view = AutoPipelineForImage2Image.from_pipe(pipe, scheduler=pipe.scheduler)
     view.set_progress_bar_config(disable=True)
     return view(**second, image=init, callback_on_step_end=callbacks[1], **tensor_inputs).images[0]
+
+
+def _to_pil(sample: torch.Tensor) -> Image.Image:
+    """[3, H, W] in [0, 1] -> PIL."""
+    return Image.fromarray((sample.permute(1, 2, 0).float().cpu().numpy() * 255).round().astype(np.uint8))
+
+
+def _decode(pipe: Any, latents: torch.Tensor) -> Image.Image:
+    vae = pipe.vae
+    decoded = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(decoded, output_type="pil")[0]
 
 
 def hires_settings(options: HiresOptions, steps: int) -> dict[str, Any]:

@@ -76,3 +76,17 @@ def test_hires_bad_input_is_refused(ctx) -> None:
         art.generate(ArtRequest("x", steps=6, hires=HiresOptions(denoising_strength=0.1)), CancelToken())
     with pytest.raises(UserError, match="over this device"):
         run(art, ArtRequest("x", steps=2, width=1024, height=1024, hires=HiresOptions(scale=2)))
+
+
+def test_cancel_during_the_first_hires_pass_stops_both(ctx) -> None:
+    art = ArtPipeline(ctx.registry, ctx.store, default_model=DEBUG_ID)
+    cancel = CancelToken()
+    indices, result = [], None
+    for event in art.generate(ArtRequest("x", steps=30, seed=1, hires=HiresOptions()), cancel):
+        if isinstance(event, Step):
+            indices.append(event.index)
+            if event.index >= 3:
+                cancel.cancel()
+        if isinstance(event, Finished):
+            result = event.result
+    assert max(indices) <= 6 and result.cancelled and result.images == []

@@ -205,3 +205,18 @@ def test_inpainting_checkpoint_also_draws_text_to_image(ctx, tmp_path: Path) -> 
     assert not [e for e in events if isinstance(e, Notice)] and [e for e in events if isinstance(e, Step)]
     image = events[-1].result.images[0].image
     assert image.size == (64, 64) and np.asarray(image).std() > 1
+
+
+def test_cancel_stops_an_inpaint_within_a_step_and_saves_nothing(art: ArtPipeline) -> None:
+    cancel = CancelToken()
+    options = InpaintOptions(mask=square_mask(64))
+    request = ArtRequest("x", steps=40, seed=1, init_image=scene(64), strength=1.0, inpaint=options)
+    indices, result = [], None
+    for event in art.generate(request, cancel):
+        if isinstance(event, Step):
+            indices.append(event.index)
+            if event.index >= 3:
+                cancel.cancel()
+        if isinstance(event, Finished):
+            result = event.result
+    assert max(indices) <= 5 and result.cancelled and result.images == []
