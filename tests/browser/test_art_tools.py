@@ -40,8 +40,8 @@ def test_drop_a_png_and_send_its_parameters_to_txt2img(page, tmp_path: Path) -> 
     page.locator("#pnginfo-image img").first.wait_for()
     page.locator("#pnginfo-to-txt2img").click()
     prompt = page.get_by_label("Prompt", exact=True)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('a lighthouse on a cliff'))"
+    page.wait_for_function(  # the Art prompt box itself (the PNG Info box shows the same words)
+        "el => el.value.startsWith('a lighthouse on a cliff')", arg=prompt.element_handle()
     )
     assert prompt.input_value() == "a lighthouse on a cliff at dusk, oil painting"
     assert page.locator("#art-steps input[type=number]").input_value() == "12"
@@ -84,8 +84,7 @@ def test_expand_prompt_streams_into_the_prompt_box(page) -> None:
     prompt.fill("a lighthouse")
     page.locator("#art-expand").click()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('a lighthouse, '))",
-        timeout=60_000,
+        "el => el.value.startsWith('a lighthouse, ')", arg=prompt.element_handle(), timeout=60_000
     )
     page.wait_for_function(
         "() => (document.querySelector('#art-final-prompt textarea')?.value || '').startsWith('a lighthouse, ')"
