@@ -319,6 +319,8 @@ class ArtPipeline:
                 loaded = self.registry.reload_lower(loaded.entry.id, TASK)
                 emit(Notice(loaded.notice, "warning"))
                 model = loaded.model
+                if request.loras:  # the reloaded model starts without adapters
+                    apply_loras(model.pipe, request.loras)
                 pipe = _pipeline_view(model.pipe, request)
             if cancel.cancelled:
                 break  # the interrupted image is half-denoised noise: don't save it
