@@ -9,6 +9,18 @@ from typing import Any
 
 import gradio as gr
 
+from pages.art_depth import (
+    GenerationExtras,
+    InpaintControls,
+    build_generation_extras,
+    build_inpaint,
+    clip_options,
+    editor_value,
+    hires_options,
+    inpaint_request_parts,
+    lora_specs,
+)
+from pages.art_tools import ArtControls, render_prompt_tools, render_tools
 from pages.common import (
     HEAVY,
     HEAVY_ADMISSION,
@@ -42,6 +54,8 @@ class ArtPage:
     blocks: gr.Blocks
     result_image: gr.Image  # the latest finished image (file path), for "Send to …" wiring
     send_to_style: gr.Button  # the app wires it to the Style Transfer tab when that tab exists
+    inpaint: InpaintControls  # inpaint/outpaint editor and options (art_depth)
+    extras: GenerationExtras  # hires fix (art_depth)
     send_to_video: gr.Button | None = None  # the app wires it: last image's prompt + seed -> a Video keyframe
     model: gr.Dropdown | None = None  # the model that drew it (the keyframe's seed belongs to it)
 
@@ -51,7 +65,9 @@ def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
 
 
 def build(ctx: StudioContext) -> ArtPage:
-    pipeline = ArtPipeline(ctx.registry, ctx.store, ctx.settings.art_model)
+    pipeline = ArtPipeline(
+        ctx.registry, ctx.store, ctx.settings.art_model, lora_dir=ctx.settings.data_dir / "loras"
+    )
     default_model = ctx.settings.art_model or ctx.registry.default_id(TASK)
     start = recommended_settings(ctx, default_model)
 
@@ -68,6 +84,7 @@ def build(ctx: StudioContext) -> ArtPage:
                 )
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk")
                 negative = gr.Textbox(label="Negative prompt", lines=1)
+                prompt_tools = render_prompt_tools(ctx, prompt, negative)  # styles + expansion (art_tools)
                 with gr.Row():
                     generate_btn = gr.Button("Generate", variant="primary", scale=3)
                     stop_btn = gr.Button("Stop", variant="stop", scale=1)
@@ -104,6 +121,8 @@ def build(ctx: StudioContext) -> ArtPage:
                         label="Init image", type="filepath", sources=["upload", "clipboard"]
                     )
                     strength = gr.Slider(0.05, 1.0, value=0.6, step=0.05, label="Denoising strength")
+                extras = build_generation_extras()
+                inpaint = build_inpaint()
                 with gr.Accordion("Live preview", open=False):
                     preview_every = gr.Slider(0, 10, value=1, step=1, label="Linear preview every N steps")
                     full_every = gr.Slider(
@@ -141,6 +160,9 @@ def build(ctx: StudioContext) -> ArtPage:
                 reuse_btn = gr.Button("Reuse parameters", size="sm", variant="secondary")
             history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="art-history")
             history_params = gr.JSON(label="Selected result's parameters")
+        with gr.Accordion("PNG Info and X/Y/Z plot", open=False, elem_id="art-tools-accordion"):
+            fields = [model, prompt, negative, sampler, steps, cfg, width, height, seed, init_image, strength]
+            render_tools(ctx, ArtControls(*fields, styles=prompt_tools.styles, inpaint_image=inpaint.editor))
         plan_info = gr.Markdown(plan_markdown(ctx))
         gr.Examples(EXAMPLES, inputs=[prompt, negative, sampler, steps, cfg], label="Quick starts")
 
@@ -167,6 +189,15 @@ def build(ctx: StudioContext) -> ArtPage:
             full: float,
             upscale: str,
             results: list[tuple[str, str]],
+            hires_on: bool,
+            hires_scale: float,
+            hires_upscaler: str,
+            hires_steps: float,
+            hires_strength: float,
+            styles: list[str] | None,
+            lora_text: str,
+            clip_model: str,
+            clip_scale: float,
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
@@ -186,7 +217,70 @@ def build(ctx: StudioContext) -> ArtPage:
                 preview_every=int(every or 0),
                 full_decode_every=int(full or 0),
                 upscale_mode=upscale or "nearest",
+                hires=hires_options(hires_on, hires_scale, hires_upscaler, hires_steps, hires_strength),
+                styles=tuple(styles or ()),
+                loras=lora_specs(lora_text),
+                clip=clip_options(clip_model, clip_scale),
             )
+            yield from _stream(art_request, results, request, progress)
+
+        @friendly_errors
+        def inpaint_image(
+            editor: Any,
+            mask_blur: float,
+            masked_content: str,
+            only_masked: bool,
+            padding: float,
+            left: float,
+            top: float,
+            right: float,
+            bottom: float,
+            model_id: str,
+            prompt_text: str,
+            negative_text: str,
+            sampler_name: str,
+            n_steps: float,
+            cfg_scale: float,
+            w: float,
+            h: float,
+            seed_text: str,
+            batch_count: float,
+            denoise: float,
+            every: float,
+            full: float,
+            results: list[tuple[str, str]],
+            styles: list[str] | None,
+            lora_text: str,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),
+        ) -> Iterator[tuple[Any, ...]]:
+            image, options = inpaint_request_parts(
+                editor, mask_blur, masked_content, only_masked, padding, left, top, right, bottom
+            )
+            art_request = ArtRequest(
+                prompt=prompt_text,
+                negative_prompt=negative_text,
+                model_id=model_id or "",
+                sampler=sampler_name,
+                steps=_whole(n_steps, "Steps"),
+                guidance_scale=float(cfg_scale),
+                seed=parse_seed(seed_text),
+                width=_whole(w, "Width"),
+                height=_whole(h, "Height"),
+                batch_count=_whole(batch_count, "Batch count"),
+                init_image=image,
+                strength=float(denoise),
+                preview_every=int(every or 0),
+                full_decode_every=int(full or 0),
+                inpaint=options,
+                styles=tuple(styles or ()),
+                loras=lora_specs(lora_text),
+            )
+            yield from _stream(art_request, results, request, progress)
+
+        def _stream(
+            art_request: ArtRequest, results: list[tuple[str, str]], request: gr.Request, progress: Any
+        ) -> Iterator[tuple[Any, ...]]:
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.generate(art_request, cancel), progress):
                     if isinstance(event, Step) and event.preview is not None:
@@ -236,13 +330,35 @@ def build(ctx: StudioContext) -> ArtPage:
                 full_every,
                 upscale_mode,
                 session_results,
+                *extras.inputs,
+                prompt_tools.styles,
+                extras.loras,
+                extras.clip_model,
+                extras.clip_scale,
             ],
             outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
             api_name="art_generate",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
         )
-        stop_btn.click(make_stop_handler(ctx), None, None, api_name="art_stop", cancels=[generate_event])
+        inpaint_event = inpaint.button.click(
+            inpaint_image,
+            inputs=[
+                *inpaint.inputs,
+                *[model, prompt, negative, sampler, steps, cfg, width, height, seed, batch],
+                *[strength, preview_every, full_every, session_results, prompt_tools.styles, extras.loras],
+            ],
+            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
+            api_name="art_inpaint",
+            concurrency_id=HEAVY,
+            concurrency_limit=HEAVY_ADMISSION,
+        )
+        inpaint.send_result.click(
+            friendly_errors(editor_value), result_file, inpaint.editor, api_name="art_send_to_inpaint"
+        )
+        stop_btn.click(
+            make_stop_handler(ctx), None, None, api_name="art_stop", cancels=[generate_event, inpaint_event]
+        )
         random_btn.click(lambda: "-1", None, seed, api_name=False)
         reuse_seed_btn.click(lambda s: str(s), last_seed, seed, api_name=False)
 
@@ -293,7 +409,7 @@ def build(ctx: StudioContext) -> ArtPage:
             api_name="art_reuse",
         )
 
-    return ArtPage(blocks, result_file, send_to_style, send_to_video, model)
+    return ArtPage(blocks, result_file, send_to_style, inpaint, extras, send_to_video, model)
 
 
 def recommended_settings(ctx: StudioContext, model_id: str) -> dict[str, Any]:

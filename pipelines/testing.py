@@ -255,3 +255,62 @@ def save_tiny_musicgen(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def save_tiny_lora(
+    folder: Path, seed: int = 1, unet_config: dict | None = None, text_encoder: bool = True
+) -> Path:
+    """A random-weight LoRA (peft) for the tiny SD, saved with diffusers' save_lora_weights.
+
+    `unet_config` overrides build the LoRA for a different UNet (a LoRA that does not fit).
+    """
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    components = tiny_sd_components()
+    torch.manual_seed(seed)
+    unet = components["unet"]
+    if unet_config:
+        unet = UNet2DConditionModel(**{**unet.config, **unet_config})
+    unet.add_adapter(
+        LoraConfig(
+            r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+        )
+    )
+    layers: dict[str, Any] = {"unet_lora_layers": get_peft_model_state_dict(unet)}
+    if text_encoder and not unet_config:
+        encoder = components["text_encoder"]
+        encoder.add_adapter(
+            LoraConfig(
+                r=4,
+                lora_alpha=4,
+                target_modules=["q_proj", "k_proj", "v_proj", "out_proj"],
+                init_lora_weights=False,
+            )
+        )
+        layers["text_encoder_lora_layers"] = get_peft_model_state_dict(encoder)
+    StableDiffusionPipeline.save_lora_weights(save_directory=folder, safe_serialization=True, **layers)
+    return Path(folder) / "pytorch_lora_weights.safetensors"
+
+
+def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
+    """A tiny random CLIPModel (text + vision towers, 32-d projection) with the byte-level tokenizer."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = Path(folder)
+    if (folder / "config.json").exists():
+        return folder
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    text = {
+        "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1, "hidden_size": 32, "intermediate_size": 37,
+        "num_attention_heads": 4, "num_hidden_layers": 2, "vocab_size": len(tokenizer), "max_position_embeddings": 77,
+    }  # fmt: skip
+    vision = {
+        "hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2,
+        "image_size": 32, "patch_size": 4,
+    }  # fmt: skip
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

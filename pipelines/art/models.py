@@ -24,6 +24,11 @@ RECOMMENDED = {
         "sampler": "DPM++ 2M",
     },
     "stabilityai/stable-diffusion-2-1-base": {"steps": 25, "guidance_scale": 7.0, "sampler": "DPM++ 2M"},
+    "stable-diffusion-v1-5/stable-diffusion-inpainting": {
+        "steps": 25,
+        "guidance_scale": 7.5,
+        "sampler": "DDIM",
+    },
     OFFLINE_ID: {"steps": 25, "guidance_scale": 2.0, "sampler": "DDIM"},
     DEBUG_ID: {"steps": 25, "guidance_scale": 7.0, "sampler": "DDIM"},
 }
@@ -35,6 +40,12 @@ HUB_SUGGESTIONS = {
         "creativeml-openrail-m",
     ),
     "stabilityai/stable-diffusion-2-1-base": ("Stable Diffusion 2.1 base (hub)", 2600, "openrail++"),
+    # a 9-channel inpainting UNet: Inpaint runs diffusers' StableDiffusionInpaintPipeline on it
+    "stable-diffusion-v1-5/stable-diffusion-inpainting": (
+        "Stable Diffusion 1.5 inpainting (hub)",
+        2600,
+        "creativeml-openrail-m",
+    ),
 }
 
 

@@ -22,7 +22,18 @@ from typing import Any
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from pipelines.art.clip_guidance import ClipGuidance, check_clip, clip_score
+from pipelines.art.hires import HiresOptions, check_hires, hires_settings, second_pass_steps
+from pipelines.art.inpaint import (
+    InpaintOptions,
+    inpaint_settings,
+    prepare_inpaint,
+    processing_size,
+)
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
+from pipelines.art.lora import LoraSpec, apply_loras, check_loras, lora_tags, prompt_loras, supports_lora
+from pipelines.art.modes import mode_label, render_one
+from pipelines.art.presets import apply_styles
 from pipelines.memory import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.metadata import GenerationParameters, save_png
 from studio.device import DevicePlan
@@ -73,6 +84,11 @@ class ArtRequest:
     preview_every: int = 1  # linear preview every N steps (0 = never)
     full_decode_every: int = 0  # real VAE-decoded preview every N steps (0 = never)
     upscale_mode: str = "nearest"  # pixel-space models: display upscale filter (nearest = pixel art)
+    inpaint: InpaintOptions | None = field(default=None, repr=False)  # inpaint/outpaint init_image
+    hires: HiresOptions | None = None  # text-to-image: a second, upscaled img2img pass
+    loras: tuple[LoraSpec, ...] = ()  # LoRA files and weights (diffusers models); <lora:..> tags add to it
+    clip: ClipGuidance | None = None  # CLIP model for a per-image score, and CLIP-guided DDIM if scale > 0
+    styles: tuple[str, ...] = ()  # style presets (assets/presets/styles.json) applied to the prompts
 
 
 @dataclass(frozen=True)
@@ -147,12 +163,14 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
     prompt = clean_text(request.prompt)
     if not prompt:
         raise UserError("The prompt is empty. Describe the image you want, e.g. 'a lighthouse at dusk'.")
+    # style presets wrap the prompt and extend the negative (A1111's rule) before any truncation
+    prompt, styled_negative = apply_styles(prompt, clean_text(request.negative_prompt), request.styles)
     if len(prompt) > MAX_PROMPT_CHARS:
         notices.append(
             f"The prompt was {len(prompt):,} characters; it was truncated to {MAX_PROMPT_CHARS:,}."
         )
         prompt = prompt[:MAX_PROMPT_CHARS]
-    negative = clean_text(request.negative_prompt)[:MAX_PROMPT_CHARS]
+    negative = styled_negative[:MAX_PROMPT_CHARS]
     if request.sampler not in SAMPLERS:
         raise UserError(f"Unknown sampler {request.sampler!r}. Choose one of: {', '.join(SAMPLERS)}.")
     if not 1 <= int(request.steps) <= MAX_STEPS:
@@ -165,6 +183,18 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         raise UserError(f"Upscale mode must be one of: {', '.join(UPSCALE_MODES)}.")
     if not 0.0 < float(request.strength) <= 1.0:
         raise UserError(f"Denoising strength must be in (0, 1] (got {request.strength}).")
+    if request.inpaint is not None:
+        notices += prepare_inpaint(request.init_image, request.inpaint).notices
+    check_loras(request.loras)
+    notices += check_clip(
+        request.clip, request.init_image is not None or request.hires is not None, request.sampler
+    )
+    if request.hires is not None:
+        if request.init_image is not None:
+            raise UserError(
+                "Hires fix applies to text-to-image; remove the init image or turn hires fix off."
+            )
+        check_hires(request.hires, int(request.steps))
     width, height = int(request.width) or native, int(request.height) or native
     for name, side in (("Width", width), ("Height", height)):
         if side % 8:
@@ -213,10 +243,17 @@ def load_init_image(source: Any) -> Image.Image:
 
 
 class ArtPipeline:
-    def __init__(self, registry: ModelRegistry, store: OutputStore, default_model: str = "") -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        store: OutputStore,
+        default_model: str = "",
+        lora_dir: Path | None = None,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.default_model = default_model  # used when a request names no model
+        self.lora_dir = lora_dir  # where <lora:name:weight> prompt tags look for name.safetensors
 
     def generate(self, request: ArtRequest, cancel: CancelToken) -> Iterator[Event]:
         """Stream events for a whole batch; see the module docstring.
@@ -224,6 +261,8 @@ class ArtPipeline:
         Requests that are wrong whatever the model (empty prompt, 0 steps, a size not a multiple
         of 8, a bad seed) raise UserError here, before any model is loaded.
         """
+        prompt, tagged = prompt_loras(request.prompt, self.lora_dir)
+        request = replace(request, prompt=prompt, loras=(*request.loras, *tagged))
         validate(request, native=8, max_side=max_side_for(self.registry.plan))
         return stream_events(lambda emit: self._run(request, cancel, emit), cancel)
 
@@ -234,18 +273,29 @@ class ArtPipeline:
             emit(Notice(loaded.notice))
         model: ArtModel = loaded.model
         plan = self.registry.plan
+        requested = (int(request.width), int(request.height))
         request, notices = validate(request, model.native_size, max_side_for(plan))
+        job = prepare_inpaint(request.init_image, request.inpaint) if request.inpaint else None
         if _is_pixel_model(model.pipe):
             request, pixel_notice = _pixel_size(request, model)
-            notices += pixel_notice
+            notices += [] if job else pixel_notice
+        if job is not None:  # inpaint draws the canvas (or the crop) at its own size
+            size = processing_size(job, model.native_size, requested, max_side_for(plan))
+            if _is_pixel_model(model.pipe):
+                size = (model.native_size, model.native_size)
+            request = replace(request, width=size[0], height=size[1])
+        if not supports_lora(model.pipe) and request.loras:
+            notices.append(f"{loaded.entry.display} has no LoRA support; the LoRAs were ignored.")
+            request = replace(request, loras=())
+        elif supports_lora(model.pipe):
+            apply_loras(model.pipe, request.loras)  # exactly this request's adapters, or none
         for message in notices:
             emit(Notice(message))
         # 2. a per-request view of the pipeline with the chosen sampler (weights are shared)
         pipe = _pipeline_view(model.pipe, request)
         steps_per_image = _effective_steps(request)
         total = steps_per_image * request.batch_count
-        mode = "img2img" if request.init_image is not None else "text-to-image"
-        emit(Started(total, f"{mode} · {request.sampler} · {loaded.entry.display}"))
+        emit(Started(total, f"{mode_label(request)} · {request.sampler} · {loaded.entry.display}"))
         clock = EtaClock(total)
         images: list[ArtImage] = []
         for k in range(request.batch_count):
@@ -253,14 +303,14 @@ class ArtPipeline:
                 break
             seed = (request.seed + k) % (MAX_SEED + 1)
             for attempt in range(2):  # an out-of-memory error reloads one tier lower and retries once
-                callback = _StepCallback(model, cancel, emit, clock, k * steps_per_image, total, request)
+
+                def callback(offset: int = 0, start: int = k * steps_per_image, m: ArtModel = model) -> Any:
+                    return _StepCallback(m, cancel, emit, clock, start + offset, total, request)
+
                 # 3. the diffusers loop itself; the callback streams previews and honours Stop
                 try:
-                    output = pipe(
-                        **_call_kwargs(pipe, request, seed),
-                        callback_on_step_end=callback,
-                        callback_on_step_end_tensor_inputs=["latents"],
-                    )
+                    kwargs = _call_kwargs(pipe, request, seed)
+                    image = render_one(pipe, request, kwargs, seed, callback, job, max_side_for(plan))
                     break
                 except Exception as error:  # noqa: BLE001 - only an OOM is retried
                     if attempt or not is_oom(error):
@@ -269,19 +319,36 @@ class ArtPipeline:
                 loaded = self.registry.reload_lower(loaded.entry.id, TASK)
                 emit(Notice(loaded.notice, "warning"))
                 model = loaded.model
+                if request.loras:  # the reloaded model starts without adapters
+                    apply_loras(model.pipe, request.loras)
                 pipe = _pipeline_view(model.pipe, request)
             if cancel.cancelled:
                 break  # the interrupted image is half-denoised noise: don't save it
-            images.append(self._save(output.images[0], request, seed, loaded.entry))
+            score = clip_score([image], request.prompt, request.clip.clip_model)[0] if request.clip else None
+            images.append(self._save(image, request, seed, loaded.entry, score))
         return ArtResult(images, loaded.entry.display, request.sampler, cancelled=cancel.cancelled)
 
-    def _save(self, image: Image.Image, request: ArtRequest, seed: int, entry: ModelEntry) -> ArtImage:
+    def _save(
+        self,
+        image: Image.Image,
+        request: ArtRequest,
+        seed: int,
+        entry: ModelEntry,
+        score: float | None = None,
+    ) -> ArtImage:
         params = infotext(request, seed, entry.display, image.size)
+        if score is not None:
+            params.settings["CLIP score"] = f"{score:.2f}"  # 100 x cosine(image, prompt) under request.clip
         path = self.store.write(TASK, ".png", lambda tmp: save_png(image, tmp, params))
-        record_params = {
-            k: v for k, v in asdict(replace(request, init_image=None)).items() if k != "init_image"
-        }
-        record_params.update(seed=seed, model_id=entry.id, img2img=request.init_image is not None)
+        record_params = asdict(replace(request, init_image=None, inpaint=None))
+        record_params.pop("init_image")
+        if request.inpaint is not None:
+            record_params["inpaint"] = {
+                k: v for k, v in asdict(replace(request.inpaint, mask=None)).items() if k != "mask"
+            }
+        record_params.update(
+            seed=seed, model_id=entry.id, img2img=request.init_image is not None, clip_score=score
+        )
         record = self.store.record(TASK, request.prompt[:200], record_params, [path])
         return ArtImage(image, seed, path, record.id, params.to_text())
 
@@ -297,12 +364,21 @@ def infotext(request: ArtRequest, seed: int, model: str, size: tuple[int, int]) 
     }
     if request.init_image is not None:
         settings["Denoising strength"] = request.strength
+    if request.inpaint is not None:
+        settings.update(inpaint_settings(request.inpaint))
+    if request.hires is not None:
+        settings.update(hires_settings(request.hires, request.steps))
+    if request.clip is not None and request.clip.scale > 0:
+        settings.update({"CLIP guidance scale": request.clip.scale, "CLIP model": request.clip.clip_model})
     if request.sampler == "DDIM" and request.eta:
         settings["Eta"] = request.eta
-    if size[0] != request.width:
+    if request.styles:
+        settings["Styles"] = ", ".join(request.styles)
+    if size[0] != request.width and request.inpaint is None and request.hires is None:
         settings["Upscale"] = f"{size[0] // max(request.width, 1)}x {request.upscale_mode}"
     settings["Version"] = "creative-studio"
-    return GenerationParameters(request.prompt, request.negative_prompt, settings)
+    prompt = f"{request.prompt} {lora_tags(request.loras)}" if request.loras else request.prompt
+    return GenerationParameters(prompt, request.negative_prompt, settings)
 
 
 def _is_pixel_model(pipe: Any) -> bool:
@@ -323,7 +399,10 @@ def _pixel_size(request: ArtRequest, model: ArtModel) -> tuple[ArtRequest, list[
 
 
 def _effective_steps(request: ArtRequest) -> int:
-    """img2img runs only the last `strength` fraction of the schedule, as diffusers does."""
+    """img2img runs only the last `strength` fraction of the schedule, as diffusers does;
+    hires fix adds its second pass."""
+    if request.hires is not None:
+        return request.steps + second_pass_steps(request.hires, request.steps)
     if request.init_image is None:
         return request.steps
     return max(1, min(int(request.steps * request.strength), request.steps))

@@ -1,5 +1,7 @@
-"""Writing Assistant: streamed stories, poems, continuation, outline → article, rewrite, titles."""
+"""Writing Assistant: streamed stories, poems, continuation, outline → article, rewrite, titles;
+and prompt expansion for the Art tab."""
 
+from pipelines.writing.expand import ExpansionRequest, ExpansionResult, PromptExpander
 from pipelines.writing.export import read_markdown_body, save_markdown
 from pipelines.writing.models import register_writing_models
 from pipelines.writing.pipeline import SamplingParams, WritingPipeline, WritingRequest, WritingResult
@@ -25,6 +27,9 @@ __all__ = [
     "POEM_FORMS",
     "TASK",
     "TONES",
+    "ExpansionRequest",
+    "ExpansionResult",
+    "PromptExpander",
     "SamplingParams",
     "WritingPipeline",
     "WritingRequest",
