@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.serving import discard_uploads
 from pipelines.music import (
     GM_CHOICES,
     KEYS,
@@ -252,7 +253,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 audio_format=fmt,
             )
             with ctx.jobs.job(session_key(request)) as cancel:
-                for event in follow(pipeline.compose(music_request, cancel), progress):
+                for event in follow(pipeline.compose(music_request, cancel), progress, ctx, request):
                     if isinstance(event, Step):
                         status = f"Composing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
                         yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
@@ -291,16 +292,23 @@ def build(ctx: StudioContext) -> MusicPage:
                 temperature=float(temp),
                 seed=parse_seed(seed_text),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
-                for event in follow(pipeline.continue_piece(music_request, cancel), progress):
-                    if isinstance(event, Step):
-                        status = f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
-                        yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
-                    elif isinstance(event, Finished):
-                        result: MusicResult = event.result
-                        out = list(finished(result))
-                        out[2] += f" · the first {result.opening_notes} notes are your opening"
-                        yield tuple(out)
+            try:
+                with ctx.jobs.job(session_key(request)) as cancel:
+                    for event in follow(
+                        pipeline.continue_piece(music_request, cancel), progress, ctx, request
+                    ):
+                        if isinstance(event, Step):
+                            status = (
+                                f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
+                            )
+                            yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+                        elif isinstance(event, Finished):
+                            result: MusicResult = event.result
+                            out = list(finished(result))
+                            out[2] += f" · the first {result.opening_notes} notes are your opening"
+                            yield tuple(out)
+            finally:
+                discard_uploads(ctx, midi_path, audio_path)  # big uploads go once the job ends
 
         continue_event = continue_btn.click(
             continue_piece,
@@ -318,18 +326,21 @@ def build(ctx: StudioContext) -> MusicPage:
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
-            with ctx.jobs.job(session_key(request)) as cancel:
-                events = pipeline.analyse(AnalyseRequest(audio_path or None, midi_path or None), cancel)
-                for event in follow(events, progress):
-                    if isinstance(event, Finished):
-                        result: AnalysisResult = event.result
-                        figs = result.figures
-                        yield (
-                            "**" + result.analysis.summary() + "**",
-                            str(figs["waveform"]),
-                            str(figs["mel"]),
-                            str(figs["pianoroll"]) if "pianoroll" in figs else None,
-                        )
+            try:
+                with ctx.jobs.job(session_key(request)) as cancel:
+                    events = pipeline.analyse(AnalyseRequest(audio_path or None, midi_path or None), cancel)
+                    for event in follow(events, progress, ctx, request):
+                        if isinstance(event, Finished):
+                            result: AnalysisResult = event.result
+                            figs = result.figures
+                            yield (
+                                "**" + result.analysis.summary() + "**",
+                                str(figs["waveform"]),
+                                str(figs["mel"]),
+                                str(figs["pianoroll"]) if "pianoroll" in figs else None,
+                            )
+            finally:
+                discard_uploads(ctx, audio_path, midi_path)  # big uploads go once the job ends
 
         analyse_outputs = [an_summary, an_wave, an_mel, an_roll]
         analyse_btn.click(
@@ -359,7 +370,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 model_id=model_id or "",
             )
             with ctx.jobs.job(session_key(request)) as cancel:
-                for event in follow(pipeline.text_to_music(music_request, cancel), progress):
+                for event in follow(pipeline.text_to_music(music_request, cancel), progress, ctx, request):
                     if isinstance(event, Step):
                         status = f"Generating… {event.info.get('seconds', 0):.1f} s of audio"
                         yield gr.skip(), status, gr.skip()

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
+from pages.serving import discard_uploads, served, visible_history
 from pipelines.style import (
     FILTERS,
     NUM_STYLES,
@@ -263,16 +264,20 @@ def build(ctx: StudioContext) -> StylePage:
                 gatys_size=int(work_size),
                 preview_every=int(every or 0),
             )
-            with ctx.jobs.job(session_key(request)) as cancel:
-                for event in follow(pipeline.generate(style_request, cancel), progress):
-                    if isinstance(event, Step) and event.preview is not None:
-                        loss = event.info.get("loss")
-                        status = f"Iteration {event.index}/{event.total}" + (
-                            f" · loss {loss:.3g}" if loss else ""
-                        )
-                        yield (content_path, event.preview), gr.skip(), status
-                    elif isinstance(event, Finished):
-                        yield finished(event.result, content_path)
+            try:
+                with ctx.jobs.job(session_key(request)) as cancel:
+                    for event in follow(pipeline.generate(style_request, cancel), progress, ctx, request):
+                        if isinstance(event, Step) and event.preview is not None:
+                            loss = event.info.get("loss")
+                            status = f"Iteration {event.index}/{event.total}" + (
+                                f" · loss {loss:.3g}" if loss else ""
+                            )
+                            yield (content_path, event.preview), gr.skip(), status
+                        elif isinstance(event, Finished):
+                            yield finished(event.result, content_path)
+            finally:
+                # a big style image goes once the job ends; the content stays (the comparison shows it)
+                discard_uploads(ctx, style_path)
 
         def finished(outcome: StyleResult, content_path: str) -> tuple[Any, ...]:
             if outcome.cancelled:
@@ -327,10 +332,10 @@ def build(ctx: StudioContext) -> StylePage:
             api_name=False,
         )
 
-        def load_history() -> list[tuple[str, str]]:
+        def load_history(request: gr.Request) -> list[tuple[str, str]]:
             return [
-                (str(record.files[0]), f"#{record.id} · {record.title[:60]}")
-                for record in ctx.store.history(TASK, HISTORY_SIZE)
+                (served(ctx, request, record.files[0]), f"#{record.id} · {record.title[:60]}")
+                for record in visible_history(ctx, request, TASK, HISTORY_SIZE)
                 if record.files
             ]
 
