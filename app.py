@@ -153,7 +153,7 @@ def launch_kwargs(settings: Settings) -> dict:
         server_name=settings.bind_host,
         server_port=settings.port,
         share=settings.share,
-        auth=settings.auth_pair,
+        auth=settings.auth_pairs or None,
         max_file_size=f"{settings.max_upload_mb}mb",
         allowed_paths=[],
         blocked_paths=[str(settings.data_dir.resolve()), str(settings.history_path.resolve())],

@@ -194,9 +194,17 @@ class ResultGuard:
         path = scope.get("path", "")  # already percent-decoded once, exactly as the routes see it
         if self.ctx.settings.auth_pair and not self._may_fetch(scope, path):
             return await _refuse(send)
-        await self.app(scope, receive, send)
-        if scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
-            await anyio.to_thread.run_sync(self.sweeper.sweep)
+        if not (scope.get("method") == "POST" and path.rstrip("/").endswith("/upload")):
+            return await self.app(scope, receive, send)
+
+        async def send_after_sweep(message: dict) -> None:
+            # the upload is on disk once the handler answers: sweep before the client hears back, so
+            # the cache is within its bound whenever an upload has been acknowledged
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await anyio.to_thread.run_sync(self.sweeper.sweep)
+            await send(message)
+
+        await self.app(scope, receive, send_after_sweep)
 
     def _may_fetch(self, scope: dict, path: str) -> bool:
         """A result link is fetched only by the user it was made for (other files: Gradio decides)."""

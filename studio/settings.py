@@ -36,7 +36,7 @@ class Settings:
     offline: bool = False  # never touch the hub; embedded defaults only
     threads: int = 1  # torch intra-op threads; 1 is fastest on a shared 2-core box
     max_upload_mb: int = 50  # gradio max_file_size
-    auth: str = ""  # "user:password" enables gradio auth
+    auth: str = ""  # "user:password[,user2:password2...]" enables gradio auth; History is then per user
     max_loaded_models: int = 2  # registry keeps at most this many models in memory
     art_model: str = ""  # default Art Platform model id ("" = embedded default)
     writing_model: str = (
@@ -99,11 +99,19 @@ class Settings:
         return "session" if on_space() else "all"
 
     @property
+    def auth_pairs(self) -> list[tuple[str, str]]:
+        """Every "user:password" of STUDIO_AUTH (several separated by commas); [] = no login."""
+        pairs = []
+        for item in self.auth.split(","):
+            user, sep, password = item.strip().partition(":")
+            if sep and user and password:
+                pairs.append((user, password))
+        return pairs
+
+    @property
     def auth_pair(self) -> tuple[str, str] | None:
-        if ":" not in self.auth:
-            return None
-        user, _, password = self.auth.partition(":")
-        return (user, password) if user and password else None
+        """The first login pair (kept for callers that expect one user)."""
+        return self.auth_pairs[0] if self.auth_pairs else None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
