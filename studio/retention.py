@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 GB = 1024**3
 MB = 1024**2
 DAY_S = 86400.0
+NOT_CACHES = {"models", "history"}  # data-dir folders that are not caches: the models/ parent, the History
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def model_caches(data_dir: Path, loaded_ids: Iterable[str]) -> list[CacheFolder]
     """The cache folders under the data dir with their sizes, largest first.
 
     Each folder of `data_dir/models/` is one model's cache; other top-level folders (style thumbnails,
-    ...) are caches too. A folder is in use when a loaded model's id starts its name.
+    ...) are caches too, but never `history/` (the History database). A folder is in use when a loaded model's id starts its name.
     """
     loaded = [i.lower() for i in loaded_ids]
     folders: list[Path] = []
@@ -151,7 +152,11 @@ def model_caches(data_dir: Path, loaded_ids: Iterable[str]) -> list[CacheFolder]
     if models.is_dir():
         folders += [p for p in models.iterdir() if p.is_dir()]
     if Path(data_dir).is_dir():
-        folders += [p for p in Path(data_dir).iterdir() if p.is_dir() and p.name != "models"]
+        folders += [
+            p
+            for p in Path(data_dir).iterdir()
+            if p.is_dir() and p.name not in NOT_CACHES and not p.name.startswith(".")
+        ]
     rows = []
     for path in folders:
         name = path.name
