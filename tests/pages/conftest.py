@@ -65,6 +65,7 @@ def guarded_app(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path)
         "STUDIO_AUTH": ",".join(f"{u}:{p}" for u, p in USERS.items()),
         "STUDIO_UPLOAD_CACHE_MB": str(app.upload_cache_mb),
         "STUDIO_MAX_UPLOAD_MB": str(app.max_upload_mb),
+        "STUDIO_BIG_UPLOAD_MB": "1",
     }
     env.pop("SPACE_ID", None)
     with open(app.log_path, "w") as log:
