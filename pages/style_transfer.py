@@ -274,19 +274,20 @@ def build(ctx: StudioContext) -> StylePage:
                             )
                             yield (content_path, event.preview), gr.skip(), status
                         elif isinstance(event, Finished):
-                            yield finished(event.result, content_path)
+                            yield finished(event.result, content_path, request)
             finally:
                 # a big style image goes once the job ends; the content stays (the comparison shows it)
                 discard_uploads(ctx, style_path)
 
-        def finished(outcome: StyleResult, content_path: str) -> tuple[Any, ...]:
+        def finished(outcome: StyleResult, content_path: str, request: gr.Request) -> tuple[Any, ...]:
             if outcome.cancelled:
                 note = f"Stopped after {len(outcome.losses)} iterations (not saved).\n{outcome.parameters}"
                 return (content_path, outcome.image), gr.skip(), note
             saved = (
                 f"Saved to History (#{outcome.record_id}) in {outcome.seconds:.2f}s.\n{outcome.parameters}"
             )
-            return (content_path, str(outcome.path)), str(outcome.path), saved
+            link = served(ctx, request, outcome.path)  # a link in Gradio's cache, not a second copy
+            return (content_path, link), link, saved
 
         inputs = [
             content,
