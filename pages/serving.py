@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 LINKS = "results"  # sub-folder of Gradio's cache holding the per-owner links to results
 _SECRET = secrets.token_bytes(32)  # per process: links from an earlier run stop being valid
-_owners: dict[str, str] = {}  # link folder name -> owner it was made for
+_owners: dict[str, str] = {}  # link folder (absolute) -> the owner it was made for
 _owners_lock = threading.Lock()
 
 
@@ -106,15 +106,18 @@ def served(ctx: StudioContext, request: gr.Request | None, path: str | Path | No
     folder = link_dir(ctx) / key
     target = folder / source.name
     with _owners_lock:
-        _owners[key] = owner
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            pass
-        except OSError:  # another file system, or links not allowed: copy instead
-            shutil.copy2(source, target)
+        _owners[str(folder)] = owner
+    if target.exists() and time.time() - target.lstat().st_ctime < 60:
+        return str(target)
+    # a new link, or a fresh one in place of an old one: the sweep ages links by ctime, and linking
+    # again renews it (a hard link shares the result's inode, whose mtime must not change)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".{secrets.token_hex(4)}.{source.name}"
+    try:
+        os.link(source, staging)
+    except OSError:  # another file system, or links not allowed: copy instead
+        shutil.copy2(source, staging)
+    os.replace(staging, target)
     return str(target)
 
 
@@ -155,7 +158,17 @@ class CacheSweeper:
             if not force and time.monotonic() - self._last < self.min_interval_s:
                 return None
             self._last = time.monotonic()
-            return sweep_cache(self.folder, self.policy)
+            report = sweep_cache(self.folder, self.policy)
+        forget_swept_links(self.folder / LINKS)
+        return report
+
+
+def forget_swept_links(links: Path) -> None:
+    """Drop the owners of link folders the sweep removed, so the map stays as small as the cache."""
+    with _owners_lock:
+        gone = [f for f in _owners if Path(f).is_relative_to(links) and not Path(f).exists()]
+        for folder in gone:
+            del _owners[folder]
 
 
 def start_housekeeping(
@@ -216,9 +229,9 @@ class ResultGuard:
         requested = Path(os.path.abspath(path.split(marker, 1)[1])).resolve()  # as gradio resolves it
         if not requested.is_relative_to(self.links):
             return True
-        key = requested.relative_to(self.links).parts[0] if requested != self.links else ""
+        parts = requested.relative_to(self.links).parts
         with _owners_lock:
-            owner = _owners.get(key)
+            owner = _owners.get(str(self.links / parts[0])) if parts else None
         user = _user_of(scope)
         return owner is not None and user is not None and owner == f"user:{user}"
 
