@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from studio.context import StudioContext
@@ -169,6 +170,12 @@ def launch(demo, settings: Settings, ctx: StudioContext | None = None, **overrid
     the timer too, and (auth on) result links are refused to other users.
     """
     kwargs = launch_kwargs(settings)
+    out = settings.output_dir.resolve()
+    if not (out.is_relative_to(Path.cwd()) or out.is_relative_to(Path(tempfile.gettempdir()).resolve())):
+        # gradio copies a returned file only from the working dir or temp dir; pages.serving.served() works anywhere
+        log.warning(
+            "output dir %s is outside the working dir: pages must return results through served()", out
+        )
     if ctx is not None:
         from starlette.middleware import Middleware
 

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
-from pages.serving import discard_uploads
+from pages.serving import discard_uploads, served, served_all
 from pipelines.music import (
     GM_CHOICES,
     KEYS,
@@ -55,9 +55,9 @@ def _programs(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(GM_CHOICES.get(name, 0) for name in names if name)
 
 
-def _downloads(result: MusicResult) -> list[str]:
+def _downloads(ctx: StudioContext, request: gr.Request, result: MusicResult) -> list[str]:
     files = [result.files.midi, result.files.wav, result.files.compressed]
-    return [str(f) for f in files if f is not None]
+    return served_all(ctx, request, files)
 
 
 def build(ctx: StudioContext) -> MusicPage:
@@ -219,10 +219,11 @@ def build(ctx: StudioContext) -> MusicPage:
 
         style.change(on_style, style, [tempo, *instruments], api_name=False)
 
-        def finished(result: MusicResult) -> tuple[Any, ...]:
+        def finished(result: MusicResult, request: gr.Request) -> tuple[Any, ...]:
             note = f"**{result.summary}** · saved as #{result.record_id}"
             return (
-                str(result.files.compressed), str(result.files.pianoroll), note, _downloads(result),
+                served(ctx, request, result.files.compressed), served(ctx, request, result.files.pianoroll),
+                note, _downloads(ctx, request, result),
                 str(result.files.wav), str(result.files.midi),
             )  # fmt: skip
 
@@ -258,7 +259,7 @@ def build(ctx: StudioContext) -> MusicPage:
                         status = f"Composing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
                         yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
                     elif isinstance(event, Finished):
-                        yield finished(event.result)
+                        yield finished(event.result, request)
 
         compose_event = compose_btn.click(
             compose,
@@ -304,7 +305,7 @@ def build(ctx: StudioContext) -> MusicPage:
                             yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
                         elif isinstance(event, Finished):
                             result: MusicResult = event.result
-                            out = list(finished(result))
+                            out = list(finished(result, request))
                             out[2] += f" · the first {result.opening_notes} notes are your opening"
                             yield tuple(out)
             finally:
@@ -377,7 +378,11 @@ def build(ctx: StudioContext) -> MusicPage:
                     elif isinstance(event, Finished):
                         result: MusicResult = event.result
                         note = f"**{result.summary}** · saved as #{result.record_id}"
-                        yield str(result.files.compressed), note, _downloads(result)
+                        yield (
+                            served(ctx, request, result.files.compressed),
+                            note,
+                            _downloads(ctx, request, result),
+                        )
 
         text_event = mg_btn.click(
             text_to_music,
