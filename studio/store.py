@@ -16,6 +16,7 @@ import errno
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -51,6 +52,7 @@ _ADDED_COLUMNS = {
 }
 _COLUMNS = "id, created, task, title, params, files, owner, pinned"
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_RESULT_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}/\d{6}-[^/]+$")  # <date>/<HHMMSS>-<random or pid-n>.<ext>
 LEGACY_DB_NAME = "history.sqlite"  # where older versions kept the index: inside the served output dir
 
 
@@ -306,8 +308,13 @@ class OutputStore:
         self._remove(broken)
         orphans = 0
         for task_dir in self._task_dirs():
-            for path in task_dir.rglob("*"):
-                if path.is_file() and path not in referenced:
+            for path in task_dir.glob("*/*"):
+                # only files shaped like our results (<task>/<date>/<HHMMSS>-...): never a stranger's file
+                if (
+                    path not in referenced
+                    and path.is_file()
+                    and _RESULT_NAME.match(path.parent.name + "/" + path.name)
+                ):
                     path.unlink(missing_ok=True)
                     orphans += 1
         self._remove_empty_dirs()

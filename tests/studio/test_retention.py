@@ -78,13 +78,17 @@ def test_repair_removes_files_without_rows_and_partial_leftovers(tmp_path: Path)
     kept = save(store, "kept")
     orphan = store.new_path("art", ".png")
     orphan.write_bytes(b"written, but the process died before its row")
-    partial = orphan.with_name("x.partial.png")
+    partial = orphan.with_name(orphan.stem + "x.partial.png")  # what a killed write leaves
     partial.write_bytes(b"half")
+    strangers = [store.root / "notes" / "mine.txt", orphan.with_name("mine.txt")]  # not shaped like results
+    for path in strangers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("a file someone keeps here")
     cache_file = store.root / ".gradio" / "abc" / "upload.wav"  # the upload cache is not a result
     cache_file.parent.mkdir(parents=True)
     cache_file.write_bytes(b"upload")
     assert store.repair() == (0, 2)
-    assert files_on_disk(store) == referenced(store) and cache_file.exists()
+    assert files_on_disk(store) == referenced(store) | set(strangers) and cache_file.exists()
     assert [r.id for r in store.history()] == [kept]
 
 
