@@ -6,7 +6,7 @@ results grow). The output folder (results + upload cache) is measured before and
 
     disk_growth_mb      output folder after N jobs minus before
     results_mb          the results (History files) after N jobs
-    upload_cache_mb     Gradio's upload cache after N jobs (links to results cost nothing)
+    upload_cache_mb     Gradio's upload cache after N jobs, beyond the results it links to
 
 `LOAD_JOBS` (default 200) sets N. The bounded run uses STUDIO_MAX_OUTPUT_GB=0.01 and
 STUDIO_UPLOAD_CACHE_MB=10, the default run the local defaults (20 GB, 2 GB).
@@ -15,6 +15,7 @@ STUDIO_UPLOAD_CACHE_MB=10, the default run the local defaults (20 GB, 2 GB).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from studio.retention import MB, folder_bytes
+from studio.retention import MB, disk_bytes, folder_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -87,15 +88,15 @@ def _measure(name: str, extra_env: dict[str, str], jobs: int) -> dict:
     try:
         client = Client(url, verbose=False)
         rng = np.random.default_rng(0)
-        before = folder_bytes(outputs)
+        before = disk_bytes(outputs)
         started = time.perf_counter()
         for i in range(jobs):
             image = folder / f"upload{i % 2}.png"  # noise: ~1 MB PNGs, a new one every job
             Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(image)
             client.predict(*_style_args(handle_file(str(image))), api_name="/style_transfer")
         seconds = time.perf_counter() - started
-        after = folder_bytes(outputs)
-        cache = folder_bytes(outputs / ".gradio")
+        after = disk_bytes(outputs)  # each file once: a result and its link in the cache are one file
+        cache = folder_bytes(outputs / ".gradio")  # what the cache adds beyond the results it links to
         return {
             "config": name,
             "jobs": jobs,
@@ -108,6 +109,7 @@ def _measure(name: str, extra_env: dict[str, str], jobs: int) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run() -> list[dict]:

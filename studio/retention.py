@@ -84,6 +84,22 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+def disk_bytes(folder: Path) -> int:
+    """What the files under `folder` really occupy: each file counted once, however many links it has."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            if (stat.st_dev, stat.st_ino) not in seen:
+                seen.add((stat.st_dev, stat.st_ino))
+                total += stat.st_size
+    return total
+
+
 def sweep_cache(folder: Path, policy: CachePolicy, now: float | None = None) -> SweepReport:
     """Remove cache files older than the age limit, then the oldest until the folder fits its bound.
 
