@@ -12,6 +12,7 @@ from studio.retention import (
     CachePolicy,
     RetentionPolicy,
     clear_model_caches,
+    disk_bytes,
     folder_bytes,
     model_caches,
     sweep_cache,
@@ -175,6 +176,7 @@ def test_a_link_to_a_result_costs_nothing(tmp_path: Path) -> None:
     link.parent.mkdir(parents=True)
     os.link(result, link)
     assert folder_bytes(tmp_path / "cache") == 0
+    assert disk_bytes(tmp_path) == 50 * KB  # the result and its link are one file on disk
     sweep_cache(tmp_path / "cache", CachePolicy(max_bytes=1, max_age_s=0, big_upload_bytes=0))
     assert link.exists() and result.exists()
 
