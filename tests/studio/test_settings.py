@@ -27,3 +27,14 @@ def test_auth_pair() -> None:
     assert Settings(auth="ana:secret").auth_pair == ("ana", "secret")
     assert Settings(auth="nopassword").auth_pair is None
     assert Settings().auth_pair is None
+
+
+def test_several_logins_and_a_bad_scope() -> None:
+    settings = Settings(auth="ana:pw1, bob:pw2,broken")
+    assert settings.auth_pairs == [("ana", "pw1"), ("bob", "pw2")] and settings.auth_pair == ("ana", "pw1")
+    try:
+        Settings(history_scope="everyone")
+    except ValueError as error:
+        assert "history_scope" in str(error)
+    else:
+        raise AssertionError("an unknown history scope must be refused")
