@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.settings import Settings
 
 
@@ -32,9 +34,5 @@ def test_auth_pair() -> None:
 def test_several_logins_and_a_bad_scope() -> None:
     settings = Settings(auth="ana:pw1, bob:pw2,broken")
     assert settings.auth_pairs == [("ana", "pw1"), ("bob", "pw2")] and settings.auth_pair == ("ana", "pw1")
-    try:
+    with pytest.raises(ValueError, match="history_scope"):
         Settings(history_scope="everyone")
-    except ValueError as error:
-        assert "history_scope" in str(error)
-    else:
-        raise AssertionError("an unknown history scope must be refused")
