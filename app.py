@@ -2,9 +2,10 @@
 
     python app.py [--host H] [--port P] [--share] [--offline] [--device D] [--tier T] ...
 
-Locally it binds 127.0.0.1; on a Hugging Face Space (SPACE_ID set) 0.0.0.0. Gradio serves only the
-output folder (its upload cache lives inside it too); uploads are capped; auth comes from
-STUDIO_AUTH="user:password" when set.
+Locally it binds 127.0.0.1; on a Hugging Face Space (SPACE_ID set) 0.0.0.0. Gradio serves no folder of
+ours: results reach the browser only through per-owner links in Gradio's own cache (pages/serving.py),
+the History database lives in the data dir, uploads are capped and their cache is bounded; auth comes
+from STUDIO_AUTH="user:password" when set.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 from studio.context import StudioContext
@@ -44,9 +46,9 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 def prepare_environment(settings: Settings) -> None:
     """Environment that must be set before gradio/huggingface_hub read it."""
-    cache = (settings.output_dir / ".gradio").resolve()
+    cache = settings.upload_dir.resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    os.environ["GRADIO_TEMP_DIR"] = str(cache)  # uploads and served copies stay inside the output dir
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)  # uploads and served links stay inside the output dir
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     if settings.offline:
         os.environ["HF_HUB_OFFLINE"] = "1"  # fail fast instead of retrying the network
@@ -80,6 +82,7 @@ def build_app(ctx: StudioContext):
     from pages import style_transfer as style_page
     from pages import video as video_page
     from pages.common import plan_markdown
+    from pages.disk_panel import build_disk_panel
     from pages.video_send_to import wire_send_to
     from pipelines.memory import loaded_model_rows
 
@@ -91,7 +94,10 @@ def build_app(ctx: StudioContext):
     video = video_page.build(ctx)
 
     # 2. render them into tabs; cross-tab wiring goes after all tabs are rendered
-    with gr.Blocks(title="Creative Studio") as demo:
+    # Gradio's own cache cleanup (files it tracks), on top of pages.serving's size- and age-bounded sweep
+    cache_age = int(ctx.settings.upload_cache.max_age_s)
+    delete_cache = (min(max(cache_age, 60), 3600), max(cache_age, 60)) if cache_age > 0 else None
+    with gr.Blocks(title="Creative Studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
         with gr.Tabs() as tabs:
             with gr.Tab("Writing Assistant", id="writing"):
@@ -135,6 +141,7 @@ def build_app(ctx: StudioContext):
                 f"Output folder: `{ctx.store.root}` · max upload {ctx.settings.max_upload_mb} MB · "
                 f"threads {ctx.settings.threads} · offline {'on' if ctx.settings.offline else 'off'}"
             )
+            build_disk_panel(ctx)
         art.send_to_style.click(
             lambda path: (path, gr.Tabs(selected="style")),
             art.result_image,
@@ -146,23 +153,48 @@ def build_app(ctx: StudioContext):
 
 
 def launch_kwargs(settings: Settings) -> dict:
-    """The security-relevant launch settings, in one place (and testable)."""
+    """The security-relevant launch settings, in one place (and testable).
+
+    No folder is allowed: results are served through links in Gradio's cache (pages/serving.py), so
+    the output dir itself, the data dir and the History database are never reachable over HTTP.
+    """
     return dict(
         server_name=settings.bind_host,
         server_port=settings.port,
         share=settings.share,
-        auth=settings.auth_pair,
+        auth=settings.auth_pairs or None,
         max_file_size=f"{settings.max_upload_mb}mb",
-        allowed_paths=[str(settings.output_dir.resolve())],
+        allowed_paths=[],
+        blocked_paths=[str(settings.data_dir.resolve()), str(settings.history_path.resolve())],
         css_paths=[ASSETS / "studio.css"],
         show_error=True,
     )
 
 
-def launch(demo, settings: Settings, **overrides):
-    """Queue + launch with the security settings; returns what gradio's launch returns."""
+def launch(demo, settings: Settings, ctx: StudioContext | None = None, **overrides):
+    """Queue + launch with the security settings; returns what gradio's launch returns.
+
+    With `ctx`, the upload cache is swept after every upload and on a timer, result retention runs on
+    the timer too, and (auth on) result links are refused to other users.
+    """
+    kwargs = launch_kwargs(settings)
+    out = settings.output_dir.resolve()
+    if not (out.is_relative_to(Path.cwd()) or out.is_relative_to(Path(tempfile.gettempdir()).resolve())):
+        # gradio copies a returned file only from the working dir or temp dir; pages.serving.served() works anywhere
+        log.warning(
+            "output dir %s is outside the working dir: pages must return results through served()", out
+        )
+    if ctx is not None:
+        from starlette.middleware import Middleware
+
+        from pages.serving import CacheSweeper, ResultGuard, start_housekeeping
+
+        sweeper = CacheSweeper(ctx)
+        sweeper.sweep(force=True)  # whatever an earlier run left behind
+        start_housekeeping(ctx, sweeper)
+        kwargs["app_kwargs"] = {"middleware": [Middleware(ResultGuard, ctx=ctx, sweeper=sweeper)]}
     demo.queue(default_concurrency_limit=2, max_size=64)
-    return demo.launch(**{**launch_kwargs(settings), **overrides})
+    return demo.launch(**{**kwargs, **overrides})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info(
         "Creative Studio on http://%s:%s (output: %s)", settings.bind_host, settings.port, ctx.store.root
     )
-    launch(build_app(ctx), settings)
+    launch(build_app(ctx), settings, ctx)
 
 
 if __name__ == "__main__":

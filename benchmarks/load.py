@@ -36,6 +36,8 @@ import numpy as np
 import psutil
 from PIL import Image
 
+from studio.retention import MB, disk_bytes
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -139,11 +141,12 @@ class Server:
         return psutil.Process(self.proc.pid).memory_info().rss / 2**20
 
     def databases(self) -> list[Path]:
-        return sorted(self.root.rglob("history.sqlite"))
+        return sorted(
+            self.root.rglob("*.sqlite")
+        )  # History lives in the data folder, never the output folder
 
     def output_mb(self) -> float:
-        files = (self.root / "outputs").rglob("*")
-        return sum(p.stat().st_size for p in files if p.is_file()) / 2**20
+        return disk_bytes(self.root / "outputs") / MB  # each file once: a result and its served link are one
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -32,6 +32,7 @@ from pages.common import (
     session_key,
     turn_label,
 )
+from pages.serving import served, viewer, visible_history
 from pipelines.art import SAMPLERS, TASK, UPSCALE_MODES, ArtPipeline, ArtRequest, ArtResult, load_init_image
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
@@ -282,7 +283,7 @@ def build(ctx: StudioContext) -> ArtPage:
             art_request: ArtRequest, results: list[tuple[str, str]], request: gr.Request, progress: Any
         ) -> Iterator[tuple[Any, ...]]:
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.generate(art_request, cancel), progress):
+                for event in follow(pipeline.generate(art_request, cancel), progress, ctx, request):
                     if isinstance(event, Step) and event.preview is not None:
                         eta = f" · ETA {event.eta_s:.1f}s" if event.eta_s is not None else ""
                         status = f"Denoising… step {event.index}/{event.total}{eta}"
@@ -362,22 +363,24 @@ def build(ctx: StudioContext) -> ArtPage:
         random_btn.click(lambda: "-1", None, seed, api_name=False)
         reuse_seed_btn.click(lambda s: str(s), last_seed, seed, api_name=False)
 
-        def load_history() -> list[tuple[str, str]]:
+        def load_history(request: gr.Request) -> list[tuple[str, str]]:
             items = []
-            for record in ctx.store.history(TASK, HISTORY_SIZE):
+            for record in visible_history(ctx, request, TASK, HISTORY_SIZE):
                 if record.files:
-                    items.append((str(record.files[0]), f"#{record.id} · {record.title[:60]}"))
+                    items.append(
+                        (served(ctx, request, record.files[0]), f"#{record.id} · {record.title[:60]}")
+                    )
             return items
 
-        def select_history(evt: gr.SelectData) -> tuple[Any, Any]:
+        def select_history(evt: gr.SelectData, request: gr.Request) -> tuple[Any, Any]:
             caption = (evt.value or {}).get("caption") or ""
             record_id = int(caption.split("·")[0].strip().lstrip("#")) if caption.startswith("#") else None
-            record = ctx.store.get(record_id) if record_id is not None else None
+            record = ctx.store.get(record_id, viewer(ctx, request)) if record_id is not None else None
             return (record.params if record else None), (record.id if record else None)
 
         @friendly_errors
-        def reuse(record_id: int | None) -> tuple[Any, ...]:
-            record = ctx.store.get(record_id) if record_id is not None else None
+        def reuse(record_id: int | None, request: gr.Request) -> tuple[Any, ...]:
+            record = ctx.store.get(record_id, viewer(ctx, request)) if record_id is not None else None
             if record is None:
                 raise UserError("Select a result in the History gallery first.")
             p = record.params

@@ -14,8 +14,9 @@ from typing import Any
 import gradio as gr
 from PIL import Image, UnidentifiedImageError
 
+from pages.serving import claim_results
 from studio.context import StudioContext
-from studio.events import Cancelled, Event, Notice, Started, Step, UserError
+from studio.events import Cancelled, Event, Finished, Notice, Started, Step, UserError
 from studio.registry import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,20 @@ def session_key(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "anonymous"
 
 
-def follow(events: Iterator[Event], progress: gr.Progress | None = None) -> Iterator[Event]:
-    """Pass events through, showing Steps on the progress bar (with ETA) and Notices as toasts."""
+def follow(
+    events: Iterator[Event],
+    progress: gr.Progress | None = None,
+    ctx: StudioContext | None = None,
+    request: gr.Request | None = None,
+) -> Iterator[Event]:
+    """Pass events through, showing Steps on the progress bar (with ETA) and Notices as toasts.
+
+    With `ctx` and `request`, the results a Finished event saved are recorded as the requester's
+    (History is per user with auth, per session on a public Space: see pages.serving).
+    """
     for event in events:
+        if isinstance(event, Finished) and ctx is not None:
+            claim_results(ctx, request, event.result)
         if isinstance(event, Started) and progress is not None:
             progress((0, event.total), desc=event.label or "starting")
         elif isinstance(event, Step) and progress is not None:

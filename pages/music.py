@@ -18,6 +18,7 @@ from pages.common import (
     session_key,
     turn_label,
 )
+from pages.serving import discard_uploads, served, served_all
 from pipelines.music import (
     GM_CHOICES,
     KEYS,
@@ -65,9 +66,9 @@ def _programs(names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(GM_CHOICES.get(name, 0) for name in names if name)
 
 
-def _downloads(result: MusicResult) -> list[str]:
+def _downloads(ctx: StudioContext, request: gr.Request, result: MusicResult) -> list[str]:
     files = [result.files.midi, result.files.wav, result.files.compressed]
-    return [str(f) for f in files if f is not None]
+    return served_all(ctx, request, files)
 
 
 def build(ctx: StudioContext) -> MusicPage:
@@ -232,10 +233,11 @@ def build(ctx: StudioContext) -> MusicPage:
 
         style.change(on_style, style, [tempo, *instruments], api_name=False)
 
-        def finished(result: MusicResult) -> tuple[Any, ...]:
+        def finished(result: MusicResult, request: gr.Request) -> tuple[Any, ...]:
             note = f"**{result.summary}** · saved as #{result.record_id}"
             return (
-                str(result.files.compressed), str(result.files.pianoroll), note, _downloads(result),
+                served(ctx, request, result.files.compressed), served(ctx, request, result.files.pianoroll),
+                note, _downloads(ctx, request, result),
                 str(result.files.wav), str(result.files.midi),
             )  # fmt: skip
 
@@ -266,12 +268,12 @@ def build(ctx: StudioContext) -> MusicPage:
                 audio_format=fmt,
             )
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.compose(music_request, cancel), progress):
+                for event in follow(pipeline.compose(music_request, cancel), progress, ctx, request):
                     if isinstance(event, Step):
                         status = f"Composing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
                         yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
                     elif isinstance(event, Finished):
-                        yield finished(event.result)
+                        yield finished(event.result, request)
 
         compose_event = compose_btn.click(
             compose,
@@ -305,16 +307,23 @@ def build(ctx: StudioContext) -> MusicPage:
                 temperature=float(temp),
                 seed=parse_seed(seed_text),
             )
-            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.continue_piece(music_request, cancel), progress):
-                    if isinstance(event, Step):
-                        status = f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
-                        yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
-                    elif isinstance(event, Finished):
-                        result: MusicResult = event.result
-                        out = list(finished(result))
-                        out[2] += f" · the first {result.opening_notes} notes are your opening"
-                        yield tuple(out)
+            try:
+                with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
+                    for event in follow(
+                        pipeline.continue_piece(music_request, cancel), progress, ctx, request
+                    ):
+                        if isinstance(event, Step):
+                            status = (
+                                f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
+                            )
+                            yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+                        elif isinstance(event, Finished):
+                            result: MusicResult = event.result
+                            out = list(finished(result, request))
+                            out[2] += f" · the first {result.opening_notes} notes are your opening"
+                            yield tuple(out)
+            finally:
+                discard_uploads(ctx, midi_path, audio_path)  # big uploads go once the job ends
 
         continue_event = continue_btn.click(
             continue_piece,
@@ -332,18 +341,21 @@ def build(ctx: StudioContext) -> MusicPage:
             request: gr.Request,
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
-            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                events = pipeline.analyse(AnalyseRequest(audio_path or None, midi_path or None), cancel)
-                for event in follow(events, progress):
-                    if isinstance(event, Finished):
-                        result: AnalysisResult = event.result
-                        figs = result.figures
-                        yield (
-                            "**" + result.analysis.summary() + "**",
-                            str(figs["waveform"]),
-                            str(figs["mel"]),
-                            str(figs["pianoroll"]) if "pianoroll" in figs else None,
-                        )
+            try:
+                with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
+                    events = pipeline.analyse(AnalyseRequest(audio_path or None, midi_path or None), cancel)
+                    for event in follow(events, progress, ctx, request):
+                        if isinstance(event, Finished):
+                            result: AnalysisResult = event.result
+                            figs = result.figures
+                            yield (
+                                "**" + result.analysis.summary() + "**",
+                                str(figs["waveform"]),
+                                str(figs["mel"]),
+                                str(figs["pianoroll"]) if "pianoroll" in figs else None,
+                            )
+            finally:
+                discard_uploads(ctx, audio_path, midi_path)  # big uploads go once the job ends
 
         analyse_outputs = [an_summary, an_wave, an_mel, an_roll]
         analyse_btn.click(
@@ -373,14 +385,18 @@ def build(ctx: StudioContext) -> MusicPage:
                 model_id=model_id or "",
             )
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.text_to_music(music_request, cancel), progress):
+                for event in follow(pipeline.text_to_music(music_request, cancel), progress, ctx, request):
                     if isinstance(event, Step):
                         status = f"Generating… {event.info.get('seconds', 0):.1f} s of audio"
                         yield gr.skip(), status, gr.skip()
                     elif isinstance(event, Finished):
                         result: MusicResult = event.result
                         note = f"**{result.summary}** · saved as #{result.record_id}"
-                        yield str(result.files.compressed), note, _downloads(result)
+                        yield (
+                            served(ctx, request, result.files.compressed),
+                            note,
+                            _downloads(ctx, request, result),
+                        )
 
         text_event = mg_btn.click(
             text_to_music,

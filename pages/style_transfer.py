@@ -18,6 +18,7 @@ from pages.common import (
     session_key,
     turn_label,
 )
+from pages.serving import discard_uploads, served, visible_history
 from pipelines.style import (
     FILTERS,
     NUM_STYLES,
@@ -278,27 +279,32 @@ def build(ctx: StudioContext) -> StylePage:
                 gatys_size=int(work_size),
                 preview_every=int(every or 0),
             )
-            # Gatys is heavy and takes its fair turn; the fast modes run beside it
-            lane = HEAVY_LANE if style_request.mode is StyleMode.GATYS else None
-            with ctx.jobs.job(session_key(request), lane, turn_label(progress)) as cancel:
-                for event in follow(pipeline.generate(style_request, cancel), progress):
-                    if isinstance(event, Step) and event.preview is not None:
-                        loss = event.info.get("loss")
-                        status = f"Iteration {event.index}/{event.total}" + (
-                            f" · loss {loss:.3g}" if loss else ""
-                        )
-                        yield (content_path, event.preview), gr.skip(), status
-                    elif isinstance(event, Finished):
-                        yield finished(event.result, content_path)
+            try:
+                # Gatys is heavy and takes its fair turn; the fast modes run beside it
+                lane = HEAVY_LANE if style_request.mode is StyleMode.GATYS else None
+                with ctx.jobs.job(session_key(request), lane, turn_label(progress)) as cancel:
+                    for event in follow(pipeline.generate(style_request, cancel), progress, ctx, request):
+                        if isinstance(event, Step) and event.preview is not None:
+                            loss = event.info.get("loss")
+                            status = f"Iteration {event.index}/{event.total}" + (
+                                f" · loss {loss:.3g}" if loss else ""
+                            )
+                            yield (content_path, event.preview), gr.skip(), status
+                        elif isinstance(event, Finished):
+                            yield finished(event.result, content_path, request)
+            finally:
+                # a big style image goes once the job ends; the content stays (the comparison shows it)
+                discard_uploads(ctx, style_path)
 
-        def finished(outcome: StyleResult, content_path: str) -> tuple[Any, ...]:
+        def finished(outcome: StyleResult, content_path: str, request: gr.Request) -> tuple[Any, ...]:
             if outcome.cancelled:
                 note = f"Stopped after {len(outcome.losses)} iterations (not saved).\n{outcome.parameters}"
                 return (content_path, outcome.image), gr.skip(), note
             saved = (
                 f"Saved to History (#{outcome.record_id}) in {outcome.seconds:.2f}s.\n{outcome.parameters}"
             )
-            return (content_path, str(outcome.path)), str(outcome.path), saved
+            link = served(ctx, request, outcome.path)  # a link in Gradio's cache, not a second copy
+            return (content_path, link), link, saved
 
         inputs = [
             content,
@@ -349,10 +355,10 @@ def build(ctx: StudioContext) -> StylePage:
             api_name=False,
         )
 
-        def load_history() -> list[tuple[str, str]]:
+        def load_history(request: gr.Request) -> list[tuple[str, str]]:
             return [
-                (str(record.files[0]), f"#{record.id} · {record.title[:60]}")
-                for record in ctx.store.history(TASK, HISTORY_SIZE)
+                (served(ctx, request, record.files[0]), f"#{record.id} · {record.title[:60]}")
+                for record in visible_history(ctx, request, TASK, HISTORY_SIZE)
                 if record.files
             ]
 

@@ -22,6 +22,7 @@ from pages.common import (
     plan_markdown,
     session_key,
 )
+from pages.serving import owner_of, served, viewer, visible_history
 from pipelines.writing import (
     GENRES,
     LENGTHS,
@@ -194,7 +195,7 @@ def build(ctx: StudioContext) -> WritingPage:
         def run(request: WritingRequest, http: gr.Request) -> Iterator[tuple[Any, ...]]:
             """Stream one request; yields (text, stats, last-result state) updates."""
             with ctx.jobs.job(session_key(http)) as cancel:
-                for event in follow(pipeline.generate(request, cancel)):
+                for event in follow(pipeline.generate(request, cancel), None, ctx, http):
                     if isinstance(event, Notice):
                         yield gr.skip(), f"*{event.message}*", gr.skip()  # e.g. the one-time GGUF conversion
                     elif isinstance(event, Started):
@@ -371,32 +372,36 @@ def build(ctx: StudioContext) -> WritingPage:
         )
 
         @friendly_errors
-        def export(text: str, state: dict[str, Any] | None) -> str:
+        def export(text: str, state: dict[str, Any] | None, request: gr.Request) -> str:
             """The saved file of the last result, or a new saved record when the text was edited."""
             if not (text or "").strip():
                 raise UserError("There is no text to export yet. Write something first.")
             if state and state.get("path") and text == state.get("text"):
-                return state["path"]
+                return served(ctx, request, state["path"])
             # edited after generation, or the result of a stopped run (whose own save the page never saw)
             title = (state or {}).get("title") or f"Exported: {text.strip().splitlines()[0][:60]}"
             params = {"exported_from_editor": True, "from_record": (state or {}).get("record_id")}
             record = save_markdown(ctx.store, title, text, params)
+            ctx.store.claim([record.id], owner_of(request))
             gr.Info(f"Saved as #{record.id}.")
-            return str(record.files[0])
+            return served(ctx, request, record.files[0])
 
         export_btn.click(export, [output, last], export_file, api_name="writing_export").success(
             lambda: gr.File(visible=True), None, export_file, api_name=False, queue=False
         )
 
-        def load_history() -> list[list[Any]]:
-            return [[r.id, r.when, r.title] for r in ctx.store.history(TASK, HISTORY_SIZE) if r.files]
+        def load_history(request: gr.Request) -> list[list[Any]]:
+            return [
+                [r.id, r.when, r.title] for r in visible_history(ctx, request, TASK, HISTORY_SIZE) if r.files
+            ]
 
-        def open_record(table: Any, evt: gr.SelectData) -> tuple[Any, Any]:
+        def open_record(table: Any, evt: gr.SelectData, request: gr.Request) -> tuple[Any, Any]:
             row = evt.row_value if getattr(evt, "row_value", None) else None
-            record = ctx.store.get(int(row[0])) if row else None
+            record = ctx.store.get(int(row[0]), viewer(ctx, request)) if row else None
             if record is None or not record.files:
                 return "Select a saved text.", gr.File(visible=False)
-            return read_markdown_body(record.files[0]), gr.File(str(record.files[0]), visible=True)
+            link = served(ctx, request, record.files[0])
+            return read_markdown_body(record.files[0]), gr.File(link, visible=True)
 
         refresh_btn.click(load_history, None, history, api_name="writing_history")
         blocks.load(load_history, None, history, api_name=False)

@@ -29,7 +29,9 @@ class StudioContext:
         """Build the context; hardware is probed only when a model first loads."""
         apply_threads(settings.threads)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = OutputStore(settings.output_dir)
+        # the index lives in the data dir: the output dir's files may be served, the database never
+        store = OutputStore(settings.output_dir, settings.history_path, settings.retention)
+        store.repair()  # a crash mid-save leaves at most a file without a row; nothing is serving yet
         registry = ModelRegistry(
             functools.partial(plan_for, settings), settings.max_loaded_models, offline=settings.offline
         )

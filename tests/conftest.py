@@ -72,7 +72,7 @@ def launched_app(tmp_path_factory: pytest.TempPathFactory, shared_data_dir: Path
     prepare_environment(settings)
     ctx = create_context(settings)
     demo = build_app(ctx)
-    launch(demo, settings, prevent_thread_lock=True, quiet=True)
+    launch(demo, settings, ctx, prevent_thread_lock=True, quiet=True)
     yield LaunchedApp(f"http://127.0.0.1:{settings.port}/", ctx, demo)
     demo.close()
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from studio.settings import Settings
 
 
@@ -27,3 +29,10 @@ def test_auth_pair() -> None:
     assert Settings(auth="ana:secret").auth_pair == ("ana", "secret")
     assert Settings(auth="nopassword").auth_pair is None
     assert Settings().auth_pair is None
+
+
+def test_several_logins_and_a_bad_scope() -> None:
+    settings = Settings(auth="ana:pw1, bob:pw2,broken")
+    assert settings.auth_pairs == [("ana", "pw1"), ("bob", "pw2")] and settings.auth_pair == ("ana", "pw1")
+    with pytest.raises(ValueError, match="history_scope"):
+        Settings(history_scope="everyone")
