@@ -244,12 +244,14 @@ def summarize(outcomes: list[Outcome], rows: Counter) -> dict[str, Any]:
     }
 
 
-def concurrent_row(server: Server, specs: dict, n_jobs: int = 20, n_clients: int = 5) -> dict[str, Any]:
+def concurrent_row(
+    server: Server, specs: dict, n_jobs: int = 20, n_clients: int = 5, first_tag: int = 1
+) -> dict[str, Any]:
     from gradio_client import Client
 
     clients = [Client(server.url, verbose=False) for _ in range(n_clients)]
     kinds = [list(specs)[i % len(specs)] for i in range(n_jobs)]
-    outcomes = run_batch(clients, kinds, specs, first_tag=1)
+    outcomes = run_batch(clients, kinds, specs, first_tag=first_tag)
     return {
         "benchmark": "load",
         "name": "concurrent",

@@ -146,7 +146,7 @@ def render_prompt_tools(ctx: StudioContext, prompt: gr.Textbox, negative: gr.Tex
     ) -> Iterator[str]:
         expansion = ExpansionRequest(text, seed=parse_seed(seed if seed is not None else 0))
         with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-            for event in follow(expander.generate(expansion, cancel), progress):
+            for event in follow(expander.generate(expansion, cancel), progress, ctx, request):
                 if isinstance(event, Step) and event.preview:
                     yield event.preview
                 elif isinstance(event, Finished):
@@ -401,7 +401,7 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
             scorer=clip_scorer((clip_model or "").strip()),
         )
         with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-            for event in follow(plot.generate(xyz, cancel), progress):
+            for event in follow(plot.generate(xyz, cancel), progress, ctx, request):
                 if isinstance(event, Step):
                     cell = f"cell {event.info.get('cell')}/{event.info.get('cells')} · {event.info.get('label', '')}"
                     text = f"Rendering {cell} · step {event.index}/{event.total}"

@@ -19,6 +19,7 @@ from pages.common import (
     session_key,
     turn_label,
 )
+from pages.serving import discard_uploads, served, viewer, visible_history
 from pages.video_controls import (
     SafeAudioPath,
     SafeVideo,
@@ -246,7 +247,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 history_id = gr.Number(None, precision=0, label="History id", minimum=0)
                 history_show = gr.Button("Show", size="sm")
             history = gr.Dataframe(
-                history_rows(ctx.store), headers=["id", "when", "kind", "title", "frames", "seconds"],
+                [], headers=["id", "when", "kind", "title", "frames", "seconds"],
                 interactive=False, label="Saved videos", elem_id="video-history",
             )  # fmt: skip
             with gr.Row():
@@ -254,9 +255,11 @@ def build(ctx: StudioContext) -> VideoPage:
                 history_params = gr.JSON(label="Its parameters")
 
         # -- handlers ------------------------------------------------------------------------------
-        def run(events: Iterator[Any], progress: gr.Progress, label: str) -> Iterator[tuple[Any, Any, Any]]:
-            """Pipeline events -> (preview, status, video) updates."""
-            for event in follow(events, progress):
+        def run(
+            events: Iterator[Any], progress: gr.Progress, label: str, request: gr.Request
+        ) -> Iterator[tuple[Any, Any, Any]]:
+            """Pipeline events -> (preview, status, video) updates; the saved video is this requester's."""
+            for event in follow(events, progress, ctx, request):
                 if isinstance(event, Step) and event.preview is not None:
                     eta = f" · ETA {event.eta_s:.0f}s" if event.eta_s is not None else ""
                     frame = event.info.get("frame")
@@ -264,9 +267,9 @@ def build(ctx: StudioContext) -> VideoPage:
                     status = f"{label}… {where}step {event.index}/{event.total}{eta}"
                     yield display_size(event.preview), status, gr.skip()
                 elif isinstance(event, Finished):
-                    yield finished(event.result)
+                    yield finished(event.result, request)
 
-        def finished(result: Any) -> tuple[Any, Any, Any]:
+        def finished(result: Any, request: gr.Request) -> tuple[Any, Any, Any]:
             poster = getattr(result, "last_frame", None)
             if result.path is None:
                 return (
@@ -282,7 +285,8 @@ def build(ctx: StudioContext) -> VideoPage:
                 f"Saved #{result.record_id}: {result.frames} frames · {result.fps:g} fps · "
                 f"{result.size[0]}×{result.size[1]}{' · sound: ' + sound if sound else ''}{stopped}"
             )
-            return display_size(poster) if poster is not None else gr.skip(), status, str(result.path)
+            video = served(ctx, request, result.path)  # an unguessable per-owner link, not the output path
+            return display_size(poster) if poster is not None else gr.skip(), status, video
 
         @friendly_errors
         def stylize(
@@ -304,8 +308,11 @@ def build(ctx: StudioContext) -> VideoPage:
                 end=float(t1 or 0),
                 keep_audio=bool(audio),
             )
-            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                yield from run(pipeline.stylize(job, cancel), progress, "Stylizing")
+            try:
+                with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
+                    yield from run(pipeline.stylize(job, cancel), progress, "Stylizing", request)
+            finally:
+                discard_uploads(ctx, clip_path, s_image)  # big uploads go once the job ends
 
         @friendly_errors
         def animate(
@@ -322,6 +329,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 compose=ComposeRequest(style=music_style, bars=whole(bars, "Bars"), seed=-1),
                 fit=fit or "trim",
                 fade_s=float(fade_s),
+                owner=viewer(ctx, request),
             )
             job = AnimateRequest(
                 keyframes=parse_keyframes(key_text, seed_text),
@@ -340,8 +348,11 @@ def build(ctx: StudioContext) -> VideoPage:
                 smoothing=float(smooth or 0),
                 soundtrack=soundtrack,
             )
-            with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                yield from run(pipeline.animate(job, cancel), progress, "Animating")
+            try:
+                with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
+                    yield from run(pipeline.animate(job, cancel), progress, "Animating", request)
+            finally:
+                discard_uploads(ctx, audio_path, s_image)  # big uploads go once the job ends
 
         @friendly_errors
         def text_to_video(
@@ -361,7 +372,7 @@ def build(ctx: StudioContext) -> VideoPage:
                 height=whole(side, "Size"),
             )
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                yield from run(pipeline.text_to_video(job, cancel), progress, "Generating")
+                yield from run(pipeline.text_to_video(job, cancel), progress, "Generating", request)
 
         heavy = dict(concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION)
         stylize_event = stylize_btn.click(
@@ -404,18 +415,25 @@ def build(ctx: StudioContext) -> VideoPage:
         animate_stop.click(stop, None, None, api_name=False, cancels=[animate_event])
         t2v_stop.click(stop, None, None, api_name=False, cancels=[t2v_event])
 
-        def music_choices() -> Any:
-            return gr.Dropdown(choices=list(iter_history_choices(ctx.store)))
+        def music_choices(request: gr.Request) -> Any:
+            return gr.Dropdown(choices=list(iter_history_choices(ctx.store, owner=viewer(ctx, request))))
 
         sound_refresh.click(music_choices, None, sound_history, api_name="video_music_choices")
         sound_source.change(music_choices, None, sound_history, api_name=False)
 
         @friendly_errors
-        def show(record_id: Any) -> tuple[Any, Any]:
-            record = ctx.store.get(int(record_id)) if record_id not in (None, "") else None
+        def show(record_id: Any, request: gr.Request) -> tuple[Any, Any]:
+            try:
+                wanted = int(record_id)
+            except (TypeError, ValueError):
+                wanted = None
+            record = ctx.store.get(wanted, owner=viewer(ctx, request)) if wanted is not None else None
             if record is None or record.task != TASK or not record.files:
-                raise UserError("Give the id of a saved video (see the History table).")
-            return str(record.files[0]), record.params
+                raise UserError("Give the id of one of your saved videos (see the History table).")
+            return served(ctx, request, record.files[0]), record.params
+
+        def history_table(request: gr.Request) -> list[list[Any]]:
+            return history_rows(visible_history(ctx, request, TASK, 50))
 
         def select_row(evt: gr.SelectData, rows: Any) -> Any:
             row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -424,11 +442,12 @@ def build(ctx: StudioContext) -> VideoPage:
             except (IndexError, ValueError, TypeError, KeyError):
                 return None
 
-        history_refresh.click(lambda: history_rows(ctx.store), None, history, api_name="video_history")
+        history_refresh.click(history_table, None, history, api_name="video_history")
         history_show.click(show, history_id, [history_video, history_params], api_name="video_history_item")
         history.select(select_row, history, history_id, api_name=False)
+        blocks.load(history_table, None, history, api_name=False)  # each visitor sees their own videos
         for done in (stylize_event, animate_event, t2v_event):
-            done.then(lambda: history_rows(ctx.store), None, history, api_name=False)
+            done.then(history_table, None, history, api_name=False)
 
     return VideoPage(blocks, sections, keyframes, art_model, style, animate_style, sound_source, sound_file)
 

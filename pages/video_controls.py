@@ -10,9 +10,9 @@ import gradio as gr
 
 from pages.common import SafeImage
 from pipelines.style import StyleMode, StyleRequest, parse_blend
-from pipelines.video import TASK, probe_clip
+from pipelines.video import probe_clip
 from studio.events import UserError
-from studio.store import OutputStore
+from studio.store import Record
 
 STYLE_MODES = [
     ("26 styles (or a blend)", StyleMode.PRESET.value),
@@ -150,10 +150,10 @@ def style_updates(settings: dict[str, Any] | None) -> tuple[Any, ...]:
     )
 
 
-def history_rows(store: OutputStore, limit: int = 50) -> list[list[Any]]:
+def history_rows(records: list[Record]) -> list[list[Any]]:
     """[id, when, kind, title, frames, seconds] per saved video, newest first."""
     rows = []
-    for record in store.history(TASK, limit):
+    for record in records:
         params = record.params
         seconds = params.get("duration") or (
             params.get("frames", 0) / params["fps"] if params.get("fps") else None

@@ -41,6 +41,7 @@ class SoundtrackRequest:
     compose: ComposeRequest | None = field(default=None)  # compose: composed now with the Music pipeline
     fit: str = "trim"  # trim (music cut to the video) | follow (the video's length follows the music)
     fade_s: float = 1.0  # fade-out at the end of the video when the music is cut
+    owner: str | None = None  # history: only this owner's results may be picked (None = anyone's, locally)
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,9 @@ def check(request: SoundtrackRequest) -> None:
         raise UserError("Give an audio file for the soundtrack (or choose another source).")
 
 
-def music_history(store: OutputStore, limit: int = 50) -> list[Record]:
-    """Music results (composed or MusicGen) that still have their WAV, newest first."""
-    rows = [r for task in MUSIC_TASKS for r in store.history(task, limit) if _wav_of(r) is not None]
+def music_history(store: OutputStore, limit: int = 50, owner: str | None = None) -> list[Record]:
+    """Music results (composed or MusicGen) that still have their WAV, newest first; `owner` narrows."""
+    rows = [r for task in MUSIC_TASKS for r in store.history(task, limit, owner) if _wav_of(r) is not None]
     return sorted(rows, key=lambda r: r.created, reverse=True)[:limit]
 
 
@@ -95,7 +96,7 @@ def resolve(
     if request.source == "none":
         return None
     if request.source == "history":
-        record = store.get(int(request.record_id))
+        record = store.get(int(request.record_id), owner=request.owner)
         wav = _wav_of(record) if record is not None and record.task in MUSIC_TASKS else None
         if wav is None:
             raise UserError(
@@ -194,7 +195,9 @@ def mux(video: Path, soundtrack: Soundtrack, out: Path, video_duration: float, f
     return notice
 
 
-def iter_history_choices(store: OutputStore, limit: int = 50) -> Iterator[tuple[str, int]]:
+def iter_history_choices(
+    store: OutputStore, limit: int = 50, owner: str | None = None
+) -> Iterator[tuple[str, int]]:
     """(label, record id) for a dropdown of Music results."""
-    for record in music_history(store, limit):
+    for record in music_history(store, limit, owner):
         yield history_label(record), record.id

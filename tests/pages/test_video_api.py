@@ -131,7 +131,7 @@ def test_history_lists_and_shows_saved_videos(client) -> None:
         {"prompt": "a red circle", "seed": 5},
         {"prompt": "a red circle", "seed": 6},
     ]
-    with pytest.raises(AppError, match="id of a saved video"):
+    with pytest.raises(AppError, match="id of one of your saved videos"):
         client.predict(999999, api_name="/video_history_item")
     choices = client.predict(api_name="/video_music_choices")
     assert choices is not None
