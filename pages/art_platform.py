@@ -203,24 +203,26 @@ def build(ctx: StudioContext) -> ArtPage:
             progress: gr.Progress = gr.Progress(),
         ) -> Iterator[tuple[Any, ...]]:
             art_request = ArtRequest(
-                prompt=prompt_text,
-                negative_prompt=negative_text,
-                model_id=model_id or "",
-                sampler=sampler_name,
-                steps=_whole(n_steps, "Steps"),
-                guidance_scale=float(cfg_scale),
-                seed=parse_seed(seed_text),
-                width=_whole(w, "Width"),
-                height=_whole(h, "Height"),
-                batch_count=_whole(batch_count, "Batch count"),
+                **shared_fields(
+                    model_id,
+                    prompt_text,
+                    negative_text,
+                    sampler_name,
+                    n_steps,
+                    cfg_scale,
+                    w,
+                    h,
+                    seed_text,
+                    batch_count,
+                    denoise,
+                    every,
+                    full,
+                    styles,
+                    lora_text,
+                ),  # fmt: skip
                 init_image=load_init_image(init_path) if init_path else None,
-                strength=float(denoise),
-                preview_every=int(every or 0),
-                full_decode_every=int(full or 0),
                 upscale_mode=upscale or "nearest",
                 hires=hires_options(hires_on, hires_scale, hires_upscaler, hires_steps, hires_strength),
-                styles=tuple(styles or ()),
-                loras=lora_specs(lora_text),
                 clip=clip_options(clip_model, clip_scale),
             )
             yield from _stream(art_request, results, request, progress)
@@ -259,23 +261,25 @@ def build(ctx: StudioContext) -> ArtPage:
                 editor, mask_blur, masked_content, only_masked, padding, left, top, right, bottom
             )
             art_request = ArtRequest(
-                prompt=prompt_text,
-                negative_prompt=negative_text,
-                model_id=model_id or "",
-                sampler=sampler_name,
-                steps=_whole(n_steps, "Steps"),
-                guidance_scale=float(cfg_scale),
-                seed=parse_seed(seed_text),
-                width=_whole(w, "Width"),
-                height=_whole(h, "Height"),
-                batch_count=_whole(batch_count, "Batch count"),
+                **shared_fields(
+                    model_id,
+                    prompt_text,
+                    negative_text,
+                    sampler_name,
+                    n_steps,
+                    cfg_scale,
+                    w,
+                    h,
+                    seed_text,
+                    batch_count,
+                    denoise,
+                    every,
+                    full,
+                    styles,
+                    lora_text,
+                ),  # fmt: skip
                 init_image=image,
-                strength=float(denoise),
-                preview_every=int(every or 0),
-                full_decode_every=int(full or 0),
                 inpaint=options,
-                styles=tuple(styles or ()),
-                loras=lora_specs(lora_text),
             )
             yield from _stream(art_request, results, request, progress)
 
@@ -413,6 +417,31 @@ def build(ctx: StudioContext) -> ArtPage:
         )
 
     return ArtPage(blocks, result_file, send_to_style, inpaint, extras, send_to_video, model)
+
+
+def shared_fields(
+    model_id: str, prompt_text: str, negative_text: str, sampler_name: str, n_steps: float, cfg_scale: float,
+    w: float, h: float, seed_text: str, batch_count: float, denoise: float, every: float, full: float,
+    styles: list[str] | None, lora_text: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The ArtRequest fields text-to-image, img2img and inpaint take from the same controls."""
+    return dict(
+        prompt=prompt_text,
+        negative_prompt=negative_text,
+        model_id=model_id or "",
+        sampler=sampler_name,
+        steps=_whole(n_steps, "Steps"),
+        guidance_scale=float(cfg_scale),
+        seed=parse_seed(seed_text),
+        width=_whole(w, "Width"),
+        height=_whole(h, "Height"),
+        batch_count=_whole(batch_count, "Batch count"),
+        strength=float(denoise),
+        preview_every=int(every or 0),
+        full_decode_every=int(full or 0),
+        styles=tuple(styles or ()),
+        loras=lora_specs(lora_text),
+    )
 
 
 def recommended_settings(ctx: StudioContext, model_id: str) -> dict[str, Any]:
