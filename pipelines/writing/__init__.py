@@ -1,7 +1,7 @@
 """Writing Assistant: streamed stories, poems, continuation, outline → article, rewrite, titles."""
 
 from pipelines.writing.export import read_markdown_body, save_markdown
-from pipelines.writing.models import register_writing_models
+from pipelines.writing.models import register_writing_models, writing_backend_status
 from pipelines.writing.pipeline import SamplingParams, WritingPipeline, WritingRequest, WritingResult
 from pipelines.writing.prompts import (
     GENRES,
@@ -32,4 +32,5 @@ __all__ = [
     "read_markdown_body",
     "register_writing_models",
     "save_markdown",
+    "writing_backend_status",
 ]
