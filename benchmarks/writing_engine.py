@@ -208,6 +208,7 @@ def ctranslate2_rows(source: Path, work_root: Path, tokenizer: Any) -> list[Row]
         generator = ctranslate2.Generator(
             str(folder), device="cpu", compute_type=quant, intra_threads=1, inter_threads=1
         )
+
         def stream(ids: list[int], generator: Any = generator) -> tuple[int, float, float | None]:
             # CTranslate2's own token iterator, feeding the app's snapshot streamer
             streamer = TextSnapshotStreamer(tokenizer, lambda text, n: None)

@@ -141,7 +141,7 @@ class ModelRegistry:
             return self._entries[model_id]
         if task not in self._hub_loaders:
             raise ModelLoadError(f"No loader for {task!r} models like {model_id!r}")
-        source = Source.LOCAL if Path(model_id).expanduser().is_dir() else Source.HUB
+        source = Source.LOCAL if Path(model_id).expanduser().exists() else Source.HUB  # a folder or a file
         return ModelEntry(model_id, task, source, self._hub_loaders[task])
 
     # -- loading -------------------------------------------------------------------------------

@@ -157,6 +157,11 @@ class LlamaCppModel:
         self.lock = threading.Lock()
 
     @property
+    def trained_context(self) -> int:
+        """Positions the model was trained on (from the GGUF); the context here is at most this."""
+        return int(llama_cpp_module().llama_model_n_ctx_train(self.llm.model))
+
+    @property
     def n_vocab(self) -> int:
         return self.llm.n_vocab()
 
@@ -164,11 +169,14 @@ class LlamaCppModel:
         return f"{ENGINE} {self.quant} weights, {self.kv_cache} KV cache, {self.threads} thread(s)"
 
     def resident_bytes(self) -> int:
-        """Weights plus the KV cache and compute buffers llama.cpp allocated for this context."""
+        """Weights plus the KV cache this context allocated (n_ctx positions, every layer)."""
         llama_cpp = llama_cpp_module()
-        return int(llama_cpp.llama_model_size(self.llm.model)) + int(
-            llama_cpp.llama_state_get_size(self.llm.ctx)
-        )
+        model = self.llm.model
+        head_size = llama_cpp.llama_model_n_embd(model) // llama_cpp.llama_model_n_head(model)
+        kv_width = 2 * llama_cpp.llama_model_n_head_kv(model) * head_size  # keys + values per position
+        per_value = {"f16": 2.0, "q8_0": 34 / 32}[self.kv_cache]  # q8_0: 32 int8 + one fp16 scale
+        kv = self.llm.n_ctx() * llama_cpp.llama_model_n_layer(model) * kv_width * per_value
+        return int(llama_cpp.llama_model_size(model) + kv)
 
     def _sampler(self, sampling: SamplingParams, history: Sequence[int], ban_eos: bool) -> Any:
         """A llama.cpp sampler chain in transformers' order, its penalty window primed with `history`."""

@@ -93,19 +93,6 @@ def tier_weights(gguf: Path, work: Path, tier: EngineTier) -> Path:
     return target
 
 
-def context_of(gguf: Path) -> int:
-    """The model's trained context, capped at MAX_ENGINE_CONTEXT (read from llama.cpp's metadata)."""
-    from pipelines.writing.engine import llama_cpp_module
-
-    llama_cpp = llama_cpp_module()
-    probe = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-    try:
-        trained = int(llama_cpp.llama_model_n_ctx_train(probe.model))
-    finally:
-        probe.close()
-    return min(trained, MAX_ENGINE_CONTEXT) if trained > 0 else 2048
-
-
 def open_engine(gguf: Path, work: Path, plan: DevicePlan, eos_ids: tuple[int, ...]) -> LlamaCppModel:
     """Load the tier's weights; a derived file that fails to load is deleted and rebuilt once."""
     check_gguf(gguf)
@@ -113,9 +100,15 @@ def open_engine(gguf: Path, work: Path, plan: DevicePlan, eos_ids: tuple[int, ..
     for attempt in range(2):
         weights = tier_weights(gguf, work, tier)
         try:
-            return LlamaCppModel(
-                weights, context_of(weights), torch.get_num_threads(), tier.kv_cache, eos_ids=eos_ids
+            engine = LlamaCppModel(
+                weights, MAX_ENGINE_CONTEXT, torch.get_num_threads(), tier.kv_cache, eos_ids
             )
+            if 0 < engine.trained_context < MAX_ENGINE_CONTEXT:  # never read past what the model learnt
+                engine.close()
+                engine = LlamaCppModel(
+                    weights, engine.trained_context, engine.threads, tier.kv_cache, eos_ids
+                )
+            return engine
         except EngineError:
             if weights == gguf or attempt:
                 raise  # the original file itself is bad: nothing to rebuild from
