@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from pipelines.testing import save_tiny_gpt2
 from pipelines.writing.engine import ENGINE, EngineError, engine_status
 from pipelines.writing.gguf import gguf_work_dir, load_gguf_engine
@@ -242,7 +244,7 @@ class EmbeddedGGUFLoader:
         self.convert()
         try:
             return load_causal_lm(self.cache_dir, plan, entry.display, self.quantizer)
-        except (OSError, ValueError) as error:  # a damaged cache: convert again, once
+        except (OSError, ValueError, SafetensorError) as error:  # a damaged cache: convert again, once
             if folder is None:
                 raise
             log.warning(

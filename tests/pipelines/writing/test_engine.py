@@ -276,3 +276,17 @@ def test_engine_quality_against_fp32_transformers(engine_model: WritingModel, sh
         ratio = perplexity(logits_of(checker, heldout), heldout) / base_ppl
         log.warning("engine %s KV: agreement %.3f, perplexity ratio %.4f", kv, agreement, ratio)
         assert agreement >= MIN_AGREEMENT and ratio <= MAX_PPL_RATIO, (kv, agreement, ratio)
+
+
+@pytest.mark.slow
+def test_a_damaged_safetensors_cache_is_converted_again(shared_data_dir: Path, tmp_path: Path) -> None:
+    """The transformers fallback's cache, truncated on disk: the next load converts the GGUF again."""
+    shared = EmbeddedGGUFLoader(shared_data_dir / "models" / f"{SMOLLM2_ID}-safetensors", use_engine=False)
+    shared.convert()  # once per data dir
+    cache = tmp_path / "cache"
+    shutil.copytree(shared.cache_dir, cache)
+    weights = cache / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1_000_000])
+    loader = EmbeddedGGUFLoader(cache, use_engine=False)
+    model = loader(ModelEntry(SMOLLM2_ID, TASK, Source.BUNDLED, loader), make_plan("cpu", MEMORY, "high"))
+    assert model.backend == "transformers" and weights.stat().st_size > 100_000_000
