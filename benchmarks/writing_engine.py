@@ -241,6 +241,22 @@ def ctranslate2_rows(source: Path, work_root: Path, tokenizer: Any) -> list[Row]
     return rows
 
 
+def fp32_greedy_ids(reference: WritingModel, prompt: list[int]) -> list[int]:
+    """fp32's own argmax continuation as token ids (no repetition penalty, no decode/re-encode round trip)."""
+    with torch.inference_mode():
+        ids = torch.tensor([prompt])
+        out = reference.model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=QUALITY_TOKENS,
+            min_new_tokens=QUALITY_TOKENS,
+            do_sample=False,
+            repetition_penalty=1.0,
+            pad_token_id=reference.tokenizer.eos_token_id,
+        )
+    return out[0, len(prompt) :].tolist()
+
+
 def reference_cache() -> Path:
     return Settings.from_env().data_dir / "models" / f"{SMOLLM2_ID}-safetensors"
 
@@ -278,12 +294,7 @@ def run() -> list[dict]:
 
     # 3. quality on logits: fp32's greedy continuations and the held-out text
     prompts = [encode_prompt(tokenizer, build_prompt(r)) for r in QUALITY_REQUESTS]
-    references = []
-    for prompt in prompts:
-        out = stream_generate(
-            reference, prompt, sampling(QUALITY_TOKENS), CancelToken(), lambda text, n: None
-        )
-        references.append(tokenizer(out.text, add_special_tokens=False)["input_ids"][:QUALITY_TOKENS])
+    references = [fp32_greedy_ids(reference, prompt) for prompt in prompts]
     heldout = tokenizer(HELDOUT_TEXT, add_special_tokens=False)["input_ids"]
     base_ppl = perplexity(logits_of(reference.model, heldout), heldout)
     base_tps = NEW_TOKENS / min(rows[0].times)

@@ -264,8 +264,15 @@ def test_engine_quality_against_fp32_transformers(engine_model: WritingModel, sh
     reference = loader(ModelEntry(SMOLLM2_ID, TASK, Source.BUNDLED, loader), make_plan("cpu", MEMORY, "high"))
     tokenizer = reference.tokenizer
     prompt = encode_prompt(tokenizer, build_prompt(WritingRequest("story", "a lighthouse keeper")))
-    out = stream_generate(reference, prompt, greedy(64, min_new_tokens=64), CancelToken(), lambda t, n: None)
-    continuation = tokenizer(out.text, add_special_tokens=False)["input_ids"][:64]
+    with torch.inference_mode():  # fp32's own argmax ids: no repetition penalty, no decode/re-encode
+        ids = torch.tensor([prompt])
+        out = reference.model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, min_new_tokens=64, do_sample=False,
+            repetition_penalty=1.0, pad_token_id=tokenizer.eos_token_id,
+        )  # fmt: skip
+    continuation = out[0, len(prompt) :].tolist()
+    self_check = logits_of(reference.model, [*prompt, *continuation])
+    assert teacher_forced_agreement(self_check, continuation, len(prompt)) == 1.0
     heldout = tokenizer(HELDOUT_TEXT, add_special_tokens=False)["input_ids"]
     base_ppl = perplexity(logits_of(reference.model, heldout), heldout)
     for kv in ("f16", "q8_0"):  # HIGH/NORMAL and LOW/MINIMAL
