@@ -44,7 +44,7 @@ def sampler_nll(bundle, pieces: list, max_pieces: int = 30) -> dict:
         "torch_forward": round(torch_nll / count, 6),
         "numpy_decoder": round(numpy_nll / count, 6),
         "tokens": count,
-        "same": abs(torch_nll - numpy_nll) / count < 1e-4,
+        "same": bool(abs(torch_nll - numpy_nll) / count < 1e-4),
     }
 
 
