@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export OMP_NUM_THREADS ?= 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run test test-fast lint format bench install install-dev chromium clean
+.PHONY: run test test-fast lint format bench install install-dev apt chromium clean
 
 run: install  ## install the pinned runtime and launch on http://127.0.0.1:7860
 	$(BIN)/python app.py $(ARGS)
@@ -35,11 +35,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch==2.13.0 is the CPU wheel here; packages whose declared deps don't build go in with --no-deps
-$(VENV)/.installed: requirements.txt requirements-nodeps.txt | $(BIN)/python
+# torch==2.13.0 is the CPU wheel here; llama-cpp-python and PyAudio build from source (packages.txt)
+$(VENV)/.installed: requirements.txt packages.txt | $(BIN)/python apt
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $@
+
+# the Debian packages the Python packages build against: the same packages.txt a Space installs
+apt:
+	@missing=$$(for p in $$(cat packages.txt); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt

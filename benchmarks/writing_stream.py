@@ -1,4 +1,7 @@
-"""Streaming overhead of the Writing Assistant: the streamed pipeline vs plain `model.generate`.
+"""Streaming overhead of the Writing Assistant: the streamed pipeline vs plain generation, same backend.
+
+The plain side is `model.generate` on transformers, and the engine's bare token loop (no snapshot
+streamer, no Steps, no thread) on llama.cpp, where the embedded SmolLM2 runs by default.
 
 Same model, same prompt, same number of new tokens (greedy, EOS held off with min_new_tokens), run
 round-robin in one process so machine noise hits both alike; the ratio uses each side's fastest
@@ -27,6 +30,7 @@ from typing import Any
 
 import torch
 
+from pipelines.writing.engine import ENGINE
 from pipelines.writing.models import DEBUG_ID, SMOLLM2_ID, register_writing_models
 from pipelines.writing.pipeline import SamplingParams, WritingModel, WritingPipeline, WritingRequest
 from pipelines.writing.pipeline import _Progress as Progress
@@ -84,6 +88,11 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
     generated: list[int] = []
 
     def plain() -> dict[str, float]:
+        if model.backend == ENGINE:  # the engine's token loop with nothing attached
+            out = model.model.stream(ids[0].tolist(), sampling, CancelToken(), lambda token: None)
+            assert len(out.ids) == tokens
+            generated[:] = out.ids
+            return {}
         with torch.inference_mode():
             out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
         assert out.shape[1] - ids.shape[1] == tokens
@@ -129,6 +138,7 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
     hooks_ms = statistics.median(hooks_ms_per_token(model, ids, generated) for _ in range(3))
     return {
         "model": model_id,
+        "backend": model.backend,
         "new_tokens": tokens,
         "prompt_tokens": int(ids.shape[1]),
         "rounds": rounds,
@@ -150,6 +160,6 @@ def measure(ctx: StudioContext, model_id: str, tokens: int, rounds: int) -> dict
 
 def run() -> list[dict[str, Any]]:
     ctx = _context()
-    rows = [measure(ctx, SMOLLM2_ID, tokens=32, rounds=5)]
+    rows = [measure(ctx, SMOLLM2_ID, tokens=128, rounds=5)]  # llama.cpp: ~50 tokens/s
     rows.append(measure(ctx, DEBUG_ID, tokens=256, rounds=7))  # per-token overhead shows most on a tiny model
     return rows

@@ -39,6 +39,7 @@ from pipelines.writing import (
     WritingResult,
     read_markdown_body,
     save_markdown,
+    writing_backend_status,
 )
 from studio.context import StudioContext
 from studio.events import Finished, Notice, Started, Step, UserError
@@ -71,15 +72,20 @@ def stats_line(event: Step | Started | None = None, result: WritingResult | None
         saved = f" · saved as #{result.record_id}" if result.record_id else ""
         state = "Stopped" if result.cancelled else "Done"
         ttft = f" · first token {result.ttft_s:.2f} s" if result.ttft_s is not None else ""
+        backend = f" · {result.backend}" if result.backend else ""
         return (
             f"**{state}:** {result.tokens} tokens in {result.seconds:.1f} s · "
-            f"**{result.tokens_per_s:.1f} tokens/s**{ttft} · seed {result.seed}{saved}"
+            f"**{result.tokens_per_s:.1f} tokens/s**{ttft}{backend} · seed {result.seed}{saved}"
         )
     if isinstance(event, Step):
         info = event.info
         ttft = f" · first token {info['ttft_s']:.2f} s" if info.get("ttft_s") is not None else ""
         stage = f" · {info['stage']}" if info.get("stage") else ""
-        return f"**{info.get('tokens', event.index)} tokens · {info.get('tokens_per_s', 0):.1f} tokens/s**{ttft}{stage}"
+        backend = f" · {info['backend']}" if info.get("backend") else ""
+        return (
+            f"**{info.get('tokens', event.index)} tokens · {info.get('tokens_per_s', 0):.1f} tokens/s**"
+            f"{ttft}{backend}{stage}"
+        )
     if isinstance(event, Started):
         return f"Starting: {event.label}…"
     return ""
@@ -97,10 +103,11 @@ def build(ctx: StudioContext) -> WritingPage:
                     model_choices(ctx),
                     value=default_model,
                     label="Model",
-                    info="Pick one, or type any Hugging Face causal-LM id or local folder",
+                    info="Pick one, or type any Hugging Face causal-LM id, local folder or .gguf file",
                     allow_custom_value=True,
                     elem_id="writing-model",
                 )
+                gr.Markdown(writing_backend_status(), elem_id="writing-backend")
                 mode = gr.Radio(
                     [(MODES[key], key) for key in UI_MODES],
                     value="story",

@@ -81,15 +81,16 @@ class ModelLoadError(RuntimeError):
     """The requested model could not be loaded and there was no default to fall back to."""
 
 
-HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")  # "owner/name" or "name"
+# "owner/name", "name", or "owner/name/file.gguf" (one GGUF file of a hub repo)
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}(?:/[\w.-]{1,200}\.gguf)?$")
 MAX_PATH_CHARS = 4096  # longer is no folder on any common filesystem
 
 
 def model_source(model_id: str) -> Source:
-    """LOCAL for an existing folder, HUB for a well-formed hub id; anything else is refused up front."""
+    """LOCAL for an existing folder or file, HUB for a well-formed hub id; anything else is refused up front."""
     if len(model_id) <= MAX_PATH_CHARS:
         try:
-            if Path(model_id).expanduser().is_dir():
+            if Path(model_id).expanduser().exists():  # a folder, or a file such as a .gguf
                 return Source.LOCAL
         except OSError:  # e.g. a path component over the filesystem's name limit
             pass

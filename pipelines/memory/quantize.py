@@ -91,7 +91,13 @@ def _modules_in(obj: Any, depth: int = 3) -> list[nn.Module]:
 
 
 def object_bytes(obj: Any) -> int:
-    """Parameter + buffer bytes of every module a loaded-model object holds, each storage once."""
+    """Parameter + buffer bytes of every module a loaded-model object holds, each storage once.
+
+    A model that is not torch (the llama.cpp engine) reports its own size via `resident_bytes()`.
+    """
+    engine = getattr(obj, "model", None)
+    if hasattr(engine, "resident_bytes"):
+        return int(engine.resident_bytes())
     seen: set[int] = set()
     total = 0
     for module in _modules_in(obj):

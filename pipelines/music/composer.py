@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import symusic
-import torch
 
 from pipelines import ASSETS_DIR
-from pipelines.music.network import Composer, ComposerConfig, KVBuffer
+from pipelines.music.decoder import NumpyDecoder
+from pipelines.music.network import Composer, ComposerConfig
 from pipelines.music.tokens import conditioning_tokens, make_tokenizer
 from studio.events import CancelToken
 
@@ -55,9 +55,9 @@ class ComposerBundle:
         # 1. an allowed-next mask per token type
         types = np.array([t.split("_")[0] for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])])
         self.type_of = types
-        self.masks: dict[str, torch.Tensor] = {}
+        self.masks: dict[str, np.ndarray] = {}
         for prev, allowed in NEXT_TYPES.items():
-            self.masks[prev] = torch.tensor(np.isin(types, allowed))
+            self.masks[prev] = np.isin(types, allowed)
         self.bar_id = vocab["Bar_None"]
         self.eos_id = vocab["EOS_None"]
         # position value of each Position token, -1 for others
@@ -65,25 +65,35 @@ class ComposerBundle:
         for token, i in vocab.items():
             if token.startswith("Position_"):
                 self.position_of[i] = int(token.split("_")[1])
-        self.position_ids = torch.tensor(self.position_of >= 0)
+        self.position_ids = self.position_of >= 0
         self.program_ids = {int(t.split("_")[1]): i for t, i in vocab.items() if t.startswith("Program_")}
-        self._allowed: dict[tuple[str, int, bool, int], torch.Tensor] = {}
+        self._allowed: dict[tuple[str, int, bool, int], tuple[np.ndarray, int]] = {}
+        self._decoder: NumpyDecoder | None = None
 
-    def allowed(self, prev_type: str, position: int, eos_ok: bool, max_voices: int) -> torch.Tensor:
-        """Bool mask of the tokens that may follow (cached: the sampler asks ~1000 times a piece)."""
+    @property
+    def decoder(self) -> NumpyDecoder:
+        """The numpy inference copy of the network, built on first use (fork() it per sampling call)."""
+        if self._decoder is None:
+            self._decoder = NumpyDecoder(self.model)
+        return self._decoder
+
+    def allowed(self, prev_type: str, position: int, eos_ok: bool, max_voices: int) -> tuple[np.ndarray, int]:
+        """(bool mask of the tokens that may follow, the only allowed id or -1); cached per state."""
         key = (prev_type if prev_type in self.masks else "Duration", position, eos_ok, max_voices)
-        mask = self._allowed.get(key)
-        if mask is None:
-            mask = self.masks[key[0]].clone()
+        found = self._allowed.get(key)
+        if found is None:
+            mask = self.masks[key[0]].copy()
             for voice, token_id in self.program_ids.items():
                 if voice >= max_voices:
                     mask[token_id] = False  # voices beyond max_voices are never sampled
             if key[0] in ("Bar", "Duration"):
                 # time only moves forward inside a bar
-                mask &= ~(self.position_ids & torch.from_numpy(self.position_of <= position))
+                mask &= ~(self.position_ids & (self.position_of <= position))
             mask[self.eos_id] = mask[self.eos_id] and eos_ok
-            self._allowed[key] = mask
-        return mask
+            ids = np.flatnonzero(mask)
+            found = (mask, int(ids[0]) if len(ids) == 1 else -1)
+            self._allowed[key] = found
+        return found
 
 
 def load_composer(folder: Path = ASSET_DIR, label: str = "") -> ComposerBundle:
@@ -115,7 +125,18 @@ class SampleSettings:
     max_voices: int = 4  # voices the sampler may use (1 for a melody)
 
 
-@torch.inference_mode()
+def draw(logits: np.ndarray, allowed: np.ndarray, settings: SampleSettings, rng: np.random.Generator) -> int:
+    """One token from the tempered, masked (and optionally top-k cut) softmax of `logits`."""
+    scores = np.where(allowed, logits / max(settings.temperature, 1e-4), -np.inf)
+    if settings.top_k:
+        k = min(settings.top_k, int(allowed.sum()))
+        kth = np.partition(scores, -k)[-k]
+        scores[scores < kth] = -np.inf
+    cumulative = np.cumsum(np.exp(scores - scores.max()))
+    # inverse-CDF draw; side="right" never lands on a zero-probability (masked) token
+    return int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+
+
 def sample(
     bundle: ComposerBundle,
     style: str,
@@ -129,11 +150,10 @@ def sample(
 
     `on_bar(done, total)` is called as each new bar is completed.
     """
-    model = bundle.model
-    block = model.config.block_size
+    block = bundle.model.config.block_size
     prefix = [bundle.vocab[t] for t in conditioning_tokens(style, mode)]
     body = list(opening or [])
-    generator = torch.Generator().manual_seed(int(settings.seed))
+    rng = np.random.Generator(np.random.PCG64(int(settings.seed)))
     # bars: the opening's bars (its last one may be partial) plus the requested new ones
     opening_bars = body.count(bundle.bar_id) if body else 0
     if not body or body[0] != bundle.bar_id:
@@ -158,22 +178,23 @@ def sample(
         bars = [i for i, t in enumerate(tail) if t == bundle.bar_id]
         return prefix + (tail[bars[0] :] if bars else tail)
 
-    cache = KVBuffer(model.config)
-    logits = model(torch.tensor([context()]), cache)[0, -1]
+    decoder = bundle.decoder.fork()
+    logits = decoder.feed(context())
+    pending: list[int] = []  # tokens appended to the body but not yet run through the network
     while True:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        # 1. grammar: which tokens may follow the previous one
-        allowed = bundle.allowed(
+        # 1. grammar: which tokens may follow the previous one; a forced token is taken, not drawn
+        allowed, only = bundle.allowed(
             str(bundle.type_of[last]), position, bars_now >= target_bars, settings.max_voices
         )
-        # 2. sample from the tempered, masked distribution
-        scores = logits / max(settings.temperature, 1e-4)
-        scores = scores.masked_fill(~allowed, float("-inf"))
-        if settings.top_k:
-            kth = torch.topk(scores, min(settings.top_k, int(allowed.sum()))).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator))
+        if only >= 0:
+            token = only
+        else:
+            if pending:  # 2. run what was appended since the last draw, then sample
+                logits = _feed(decoder, pending, context)
+                pending = []
+            token = draw(logits, allowed, settings, rng)
         # 3. bookkeeping: a bar line (or EOS) past the last requested bar ends the piece
         if token in (bundle.bar_id, bundle.eos_id):
             if bars_now >= target_bars or token == bundle.eos_id:
@@ -187,14 +208,17 @@ def sample(
         elif bundle.position_of[token] >= 0:
             position = int(bundle.position_of[token])
         body.append(token)
+        pending.append(token)
         last = token
-        # 4. next step: extend the cache, or slide the window when it is full
-        if cache.length + 1 > block:
-            cache.length = 0
-            logits = model(torch.tensor([context()]), cache)[0, -1]
-        else:
-            logits = model.decode_step(token, cache)
     return body
+
+
+def _feed(decoder: NumpyDecoder, pending: list[int], context: Callable[[], list[int]]) -> np.ndarray:
+    """Extend the cache with `pending`, or slide the window (re-run the context) when it is full."""
+    if decoder.length + len(pending) > decoder.block_size:
+        decoder.reset()
+        return decoder.feed(context())
+    return decoder.feed(pending)
 
 
 def decode_body(bundle: ComposerBundle, body: list[int]) -> symusic.Score:

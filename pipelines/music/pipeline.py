@@ -447,7 +447,7 @@ class MusicPipeline:
         if not have_soundfont_synth():
             emit(
                 Notice(
-                    "tinysoundfont is not installed: rendered with plain sine tones (pip install --no-deps tinysoundfont)."
+                    "tinysoundfont is not installed: rendered with plain sine tones (pip install -r requirements.txt)."
                 )
             )
         audio = render(score)

@@ -3,7 +3,7 @@ and prompt expansion for the Art tab."""
 
 from pipelines.writing.expand import ExpansionRequest, ExpansionResult, PromptExpander
 from pipelines.writing.export import read_markdown_body, save_markdown
-from pipelines.writing.models import register_writing_models
+from pipelines.writing.models import register_writing_models, writing_backend_status
 from pipelines.writing.pipeline import SamplingParams, WritingPipeline, WritingRequest, WritingResult
 from pipelines.writing.prompts import (
     GENRES,
@@ -37,4 +37,5 @@ __all__ = [
     "read_markdown_body",
     "register_writing_models",
     "save_markdown",
+    "writing_backend_status",
 ]

@@ -36,6 +36,7 @@ def request_params(
             tokens=result.tokens,
             tokens_per_s=round(result.tokens_per_s, 2),
             cancelled=result.cancelled,
+            backend=result.backend,
         )
     return params
 

