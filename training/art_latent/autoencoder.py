@@ -176,8 +176,8 @@ def finalize(vae: AutoencoderKL, ds: ds_mod.Dataset, out_dir: Path) -> dict:
     """Set scaling_factor from the training latents, save the diffusers folder, report PSNR."""
     vae.eval()
     idx = ds.indices("train")
-    sample = to_tensor(ds.images[random.Random(1).sample(idx, 512)])
-    lat = torch.cat([vae.encode(sample[s : s + 64]).latent_dist.mean for s in range(0, 512, 64)])
+    sample = to_tensor(ds.images[random.Random(1).sample(idx, min(512, len(idx)))])
+    lat = torch.cat([vae.encode(sample[s : s + 64]).latent_dist.mean for s in range(0, len(sample), 64)])
     mean, std = float(lat.mean()), float(lat.std())
     vae.register_to_config(scaling_factor=1.0 / std)
     held_idx = ds.indices("heldout")
