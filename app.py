@@ -54,11 +54,11 @@ def prepare_environment(settings: Settings) -> None:
 
 def create_context(settings: Settings) -> StudioContext:
     """Context plus every task's registry entries (nothing is loaded yet)."""
-    from pipelines.apply_plan import apply_plan_to_causal_lm
-    from pipelines.art_models import register_art_models
-    from pipelines.music_models import register_music_models
-    from pipelines.style_transfer import register_style_models
-    from pipelines.writing_models import register_writing_models
+    from pipelines.art import register_art_models
+    from pipelines.memory import apply_plan_to_causal_lm
+    from pipelines.music import register_music_models
+    from pipelines.style import register_style_models
+    from pipelines.writing import register_writing_models
 
     ctx = StudioContext.create(settings)
     register_art_models(ctx.registry, settings.data_dir)
@@ -77,7 +77,7 @@ def build_app(ctx: StudioContext):
     from pages import music as music_page
     from pages import style_transfer as style_page
     from pages.common import plan_markdown
-    from pipelines.apply_plan import loaded_model_rows
+    from pipelines.memory import loaded_model_rows
 
     # 1. build each page as its own Blocks (each can also launch alone), outside the app's context
     writing = writing_assistant.build(ctx)

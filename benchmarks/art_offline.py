@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from pipelines.pixel_diffusion import PixelDiffusionPipeline
+from pipelines.art.pixel_diffusion import PixelDiffusionPipeline
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 
 from benchmarks.common import interleaved, temp_context
-from pipelines.art import ArtPipeline, ArtRequest
-from pipelines.art_models import DEBUG_ID
+from pipelines.art.models import DEBUG_ID
+from pipelines.art.pipeline import ArtPipeline, ArtRequest
 from studio.events import CancelToken
 
 

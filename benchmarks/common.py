@@ -16,7 +16,7 @@ from studio.settings import Settings
 
 def temp_context() -> StudioContext:
     """A context on temp dirs with the art models registered (benchmarks import app-free code only)."""
-    from pipelines.art_models import register_art_models
+    from pipelines.art.models import register_art_models
 
     root = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     settings = Settings(output_dir=root / "outputs", data_dir=root / "data", offline=True, threads=1)

@@ -3,12 +3,12 @@
 Models:
 - lm: the bundled SmolLM2-135M-Instruct, loaded through the writing registry entry (GGUF ->
   safetensors cache under STUDIO_BENCH_DATA_DIR, default ./data), then each tier applied with
-  pipelines.apply_plan.apply_plan_to_causal_lm. Extra rows: torchao's own int8 backend and forced
+  pipelines.memory.apply_plan_to_causal_lm. Extra rows: torchao's own int8 backend and forced
   structured pruning (10/25% activation-ranked, 10% magnitude-ranked, 10% + int8).
   Quality vs fp32: greedy agreement over 64 new tokens (free-running, position by position, and
   teacher-forced top-1 on the fp32 continuation) and perplexity on a fixed public-domain text.
 - art_offline: the bundled pixel-space model (assets/models/art-offline), if present.
-- tiny_sd: the tiny random SD pipeline of pipelines/tiny_models.py.
+- tiny_sd: the tiny random SD pipeline of pipelines/testing.py.
   Images: PSNR vs the fp32 (HIGH) image with the same seed.
 
 Speed is the median over interleaved rounds (the machine is shared), as a ratio fp32 time / time
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.apply_plan import apply_plan_to_causal_lm, apply_plan_to_diffusers
-from pipelines.prune import CALIBRATION_TEXT, prune_mlp
-from pipelines.quantize import MB, module_bytes, quantize_int8
+from pipelines.memory.plan import apply_plan_to_causal_lm, apply_plan_to_diffusers
+from pipelines.memory.prune import CALIBRATION_TEXT, prune_mlp
+from pipelines.memory.quantize import MB, module_bytes, quantize_int8
 from studio.device import MemoryInfo, Tier, make_plan
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def _median_times(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[s
 
 
 def _load_lm(data_dir: Path) -> Any:
-    from pipelines.writing_models import SMOLLM2_ID, register_writing_models
+    from pipelines.writing.models import SMOLLM2_ID, register_writing_models
     from studio.registry import ModelRegistry
 
     plan = make_plan("cpu", MEMORY, "high")
@@ -205,7 +205,7 @@ def image_rows(label: str, make_pipe: Callable[[], Any], call: Callable[[Any], n
 def tiny_sd_rows() -> list[dict]:
     from diffusers import StableDiffusionPipeline
 
-    from pipelines.tiny_models import tiny_sd_components
+    from pipelines.testing import tiny_sd_components
 
     def make() -> Any:
         pipe = StableDiffusionPipeline(**tiny_sd_components(0))
@@ -223,7 +223,7 @@ def art_offline_rows() -> list[dict]:
     folder = REPO / "assets" / "models" / "art-offline"
     if not (folder / "model_index.json").exists():
         return [{"model": "art_offline", "skipped": f"no model at {folder}"}]
-    from pipelines.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline
+    from pipelines.art.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline
 
     encoder = MiniLMTextEncoder()  # shared, loaded once; runs once per prompt (not quantized)
 

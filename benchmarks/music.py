@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from pipelines.music_composer import load_composer
+from pipelines.music.composer import load_composer
 
 
 def run() -> list[dict]:

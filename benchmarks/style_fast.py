@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 
 from benchmarks.common import interleaved
-from pipelines import style_fast
-from pipelines.style_gatys import GatysConfig, stylize
-from pipelines.style_images import rgb_to_ycc, to_float, to_pil, transfer_luminance
-from pipelines.style_transfer import ASSETS
-from pipelines.vgg19 import load_vgg19
+from pipelines.style import fast as style_fast
+from pipelines.style.gatys import GatysConfig, stylize
+from pipelines.style.images import rgb_to_ycc, to_float, to_pil, transfer_luminance
+from pipelines.style.pipeline import ASSETS
+from pipelines.style.vgg19 import load_vgg19
 
 STYLE = 19
 

@@ -27,20 +27,12 @@ from typing import Any
 
 import torch
 
-from pipelines.writing import (
-    CancelCriteria,
-    SamplingParams,
-    TextSnapshotStreamer,
-    WritingModel,
-    WritingPipeline,
-    WritingRequest,
-    build_prompt,
-    encode_prompt,
-    generation_kwargs,
-    tidy_output,
-)
-from pipelines.writing import _Progress as Progress
-from pipelines.writing_models import DEBUG_ID, SMOLLM2_ID, register_writing_models
+from pipelines.writing.models import DEBUG_ID, SMOLLM2_ID, register_writing_models
+from pipelines.writing.pipeline import SamplingParams, WritingModel, WritingPipeline, WritingRequest
+from pipelines.writing.pipeline import _Progress as Progress
+from pipelines.writing.prompts import build_prompt, encode_prompt
+from pipelines.writing.streaming import CancelCriteria, TextSnapshotStreamer, generation_kwargs
+from pipelines.writing.text import tidy_output
 from studio.context import StudioContext
 from studio.events import CancelToken, Finished, Step
 from studio.settings import Settings

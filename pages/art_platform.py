@@ -18,18 +18,10 @@ from pages.common import (
     plan_markdown,
     session_key,
 )
-from pipelines.art import (
-    SAMPLERS,
-    TASK,
-    UPSCALE_MODES,
-    ArtPipeline,
-    ArtRequest,
-    ArtResult,
-    load_init_image,
-    parse_seed,
-)
+from pipelines.art import SAMPLERS, TASK, UPSCALE_MODES, ArtPipeline, ArtRequest, ArtResult, load_init_image
 from studio.context import StudioContext
 from studio.events import Finished, Step, UserError
+from studio.inputs import parse_seed
 
 # quick starts in the offline model's vocabulary (colours, shapes, counts, positions, skies);
 # a hub SD model takes any prompt
@@ -323,7 +315,7 @@ def _applied(ctx: StudioContext, result: ArtResult) -> tuple[str, ...]:
 
 
 if __name__ == "__main__":
-    from pipelines.art_models import register_art_models
+    from pipelines.art import register_art_models
     from studio.settings import Settings
 
     standalone = StudioContext.create(Settings.from_env())

@@ -10,9 +10,13 @@ import gradio as gr
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
 from pipelines.music import (
+    GM_CHOICES,
+    KEYS,
     MAX_BARS,
     STYLE_DEFAULTS,
+    STYLES,
     TEXT_TASK,
+    VOICE_NAMES,
     AnalyseRequest,
     AnalysisResult,
     ComposeRequest,
@@ -20,12 +24,10 @@ from pipelines.music import (
     MusicPipeline,
     MusicResult,
     TextToMusicRequest,
-    parse_seed,
 )
-from pipelines.music_render import GM_CHOICES
-from pipelines.music_tokens import KEYS, STYLES, VOICE_NAMES
 from studio.context import StudioContext
 from studio.events import Finished, Step
+from studio.inputs import parse_seed
 
 GM_NAMES = list(GM_CHOICES)
 GM_BY_NUMBER = {number: name for name, number in GM_CHOICES.items()}
@@ -383,7 +385,7 @@ def build(ctx: StudioContext) -> MusicPage:
 
 
 if __name__ == "__main__":
-    from pipelines.music_models import register_music_models
+    from pipelines.music import register_music_models
     from studio.settings import Settings
 
     standalone = StudioContext.create(Settings.from_env())

@@ -9,8 +9,8 @@ from typing import Any
 import gradio as gr
 
 from pages.common import HEAVY, follow, friendly_errors, make_stop_handler, plan_markdown, session_key
-from pipelines.style_filters import FILTERS
-from pipelines.style_transfer import (
+from pipelines.style import (
+    FILTERS,
     NUM_STYLES,
     TASK,
     StyleMode,
@@ -362,7 +362,7 @@ def filter_amount_or(value: Any) -> float:
 
 
 if __name__ == "__main__":
-    from pipelines.style_transfer import register_style_models
+    from pipelines.style import register_style_models
     from studio.settings import Settings
 
     standalone = StudioContext.create(Settings.from_env())

@@ -28,12 +28,12 @@ from pipelines.writing import (
     WritingPipeline,
     WritingRequest,
     WritingResult,
-    parse_seed,
     read_markdown_body,
     save_markdown,
 )
 from studio.context import StudioContext
 from studio.events import Finished, Notice, Started, Step, UserError
+from studio.inputs import parse_seed
 
 # the UI's modes; "outline" is the article's first step, with its own button
 UI_MODES = ["story", "poem", "continue", "article", "rewrite", "titles"]
@@ -410,7 +410,7 @@ def _max_tokens(value: Any) -> int:
 
 
 if __name__ == "__main__":
-    from pipelines.writing_models import register_writing_models
+    from pipelines.writing import register_writing_models
     from studio.settings import Settings
 
     standalone = StudioContext.create(Settings.from_env())

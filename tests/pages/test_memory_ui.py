@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.writing_models import DEBUG_ID
+from pipelines.writing.models import DEBUG_ID
 
 
 def _rows(table: object) -> list[list]:

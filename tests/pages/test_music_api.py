@@ -10,8 +10,8 @@ import soundfile as sf
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from pipelines.music import finish_score
-from pipelines.music_tokens import Key
+from pipelines.music.scores import finish_score
+from pipelines.music.tokens import Key
 
 
 def _path(value) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 
-from pipelines.writing_models import DEBUG_ID
+from pipelines.writing.models import DEBUG_ID
 
 GENERATE = "/writing_generate"
 SAMPLING = {"temperature": 0.0, "top_p": 0.95, "tokens": 200, "penalty": 1.1, "seed": "5"}

@@ -84,9 +84,9 @@ def test_is_oom() -> None:
 
 def test_art_generation_oom_reloads_lower_and_finishes(ctx) -> None:
     """A tiny SD whose UNet raises OutOfMemoryError on its first forward: the image still comes out."""
-    from pipelines.art import ArtPipeline, ArtRequest
-    from pipelines.art_models import DEBUG_ID
-    from pipelines.quantize import quantized_layers
+    from pipelines.art.models import DEBUG_ID
+    from pipelines.art.pipeline import ArtPipeline, ArtRequest
+    from pipelines.memory.quantize import quantized_layers
     from studio.events import CancelToken, Finished, Notice
 
     ctx.registry.set_tier("normal")

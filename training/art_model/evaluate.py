@@ -31,7 +31,7 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import linalg
 
-from pipelines.pixel_diffusion import PixelDiffusionPipeline, default_scheduler
+from pipelines.art.pixel_diffusion import PixelDiffusionPipeline, default_scheduler
 from training.art_model import checker as checker_mod
 from training.art_model import dataset
 from training.art_model.train import DEFAULT_CKPT_DIR, DEFAULT_EXPORT_DIR, ModelConfig

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 
-from pipelines.pixel_diffusion import (
+from pipelines.art.pixel_diffusion import (
     MINILM_WHEEL_MODULE,
     TEXT_MAX_LENGTH,
     MiniLMTextEncoder,

@@ -9,7 +9,7 @@ Styles and sources (all offline, public-domain melodies):
 
 Each piece is: key analysed by music21 (Krumhansl-Schmuckler), transposed to C major / A minor,
 shifted so bar lines fall on a 4/4 grid after any pickup, turned into a symusic score with one
-track per voice, and tokenized by the REMI tokenizer of `pipelines.music_tokens`. Parsing costs
+track per voice, and tokenized by the REMI tokenizer of `pipelines.music.tokens`. Parsing costs
 40-175 ms per piece, so the folk and Irish sets are capped (`MAX_PER_STYLE`).
 
 The split is fixed by `SEED`: per style, pieces are shuffled and 85% / 5% / 10% go to
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.music_tokens import TPQ, Key, conditioning_tokens, make_tokenizer, voices_score
+from pipelines.music.tokens import TPQ, Key, conditioning_tokens, make_tokenizer, voices_score
 
 log = logging.getLogger("music_composer.dataset")
 

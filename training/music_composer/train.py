@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.music_model import Composer, ComposerConfig
-from pipelines.music_tokens import make_tokenizer
+from pipelines.music.network import Composer, ComposerConfig
+from pipelines.music.tokens import make_tokenizer
 from training.music_composer import dataset
 
 log = logging.getLogger("music_composer.train")
