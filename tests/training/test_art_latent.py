@@ -124,3 +124,35 @@ def test_autoencoder_trains_and_resumes(tmp_path: Path) -> None:
     assert ae.load_vae(tmp_path / "vae").config.scaling_factor == pytest.approx(
         info["scaling_factor"], rel=1e-3
     )
+
+
+def test_unet_training_resumes_and_exports_a_loadable_pipeline(tmp_path: Path) -> None:
+    from pipelines.art.latent_diffusion import LatentArtPipeline
+    from training.art_latent import train_unet as tu
+
+    ds = _tiny_dataset()
+    vae = _tiny_vae()
+    ae.finalize(vae, ds, tmp_path / "vae")
+    ae.encode_cache(vae, ds, tmp_path / "latents.pt")
+    tiny = tu.UNetConfig(
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=8,
+        norm_num_groups=4,
+    )
+    cfg = tu.TrainConfig(batch_size=4, max_steps=3, warmup_steps=2, log_every=1, model=tiny)
+    state = tu.train(cfg, ds, tmp_path, tmp_path / "latents.pt", tmp_path / "export")
+    assert state.step == 3
+    first = torch.load(tmp_path / "unet_ckpt.pt", weights_only=False)
+    cfg.max_steps = 5
+    state = tu.train(cfg, ds, tmp_path, tmp_path / "latents.pt", tmp_path / "export")
+    ck = torch.load(tmp_path / "unet_ckpt.pt", weights_only=False)
+    assert state.step == 5 and ck["state"]["step"] == 5 and ck["state"]["samples_seen"] == 20
+    assert all(s["step"].item() == 5 for s in ck["opt"]["state"].values())  # AdamW moments carried on
+    assert ck["py_rng"] != first["py_rng"]  # the data order continued rather than restarting
+    pipe = LatentArtPipeline.from_pretrained(tmp_path / "export")
+    pipe.set_progress_bar_config(disable=True)
+    image = pipe("thing 1 emoji", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (64, 64)
+    assert (tmp_path / "export" / "vae" / "diffusion_pytorch_model.safetensors").exists()

@@ -40,7 +40,7 @@ from training.art_model.train import State, ema_update
 logger = logging.getLogger("art_latent.train_unet")
 
 DEFAULT_CKPT_DIR = Path("/work/ckpt/art17")
-TEXT_MAX_LENGTH = 32  # MiniLM word pieces per caption (emoji names are longer than v1's captions)
+TEXT_MAX_LENGTH = 28  # MiniLM word pieces per caption: the longest training caption has 28
 LATENT_CHANNELS = 4
 LATENT_SIZE = 16
 
@@ -48,7 +48,7 @@ LATENT_SIZE = 16
 @dataclass
 class UNetConfig:
     sample_size: int = LATENT_SIZE
-    block_out_channels: tuple[int, ...] = (96, 192, 256)  # channels at 16, 8, 4 latent px
+    block_out_channels: tuple[int, ...] = (64, 128, 128)  # channels at 16, 8, 4 latent px
     layers_per_block: int = 1
     attention_head_dim: int = 32
     cross_attention_dim: int = 384  # MiniLM hidden size
@@ -77,8 +77,8 @@ class UNetConfig:
 @dataclass
 class TrainConfig:
     seed: int = 1234
-    batch_size: int = 32
-    lr: float = 5e-4
+    batch_size: int = 16
+    lr: float = 6e-4
     warmup_steps: int = 500
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -115,7 +115,7 @@ def latent_scheduler(num_train_timesteps: int = 1000) -> DDIMScheduler:
 
 
 def text_encoder(max_length: int = TEXT_MAX_LENGTH):
-    from training.art_latent.compat import MiniLMTextEncoder
+    from pipelines.art.pixel_diffusion import MiniLMTextEncoder
 
     return MiniLMTextEncoder(max_length=max_length)
 
@@ -182,17 +182,23 @@ def save_checkpoint(path: Path, unet, ema, opt, state: State, rng, gen, cfg) -> 
 
 
 def export(ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step: int) -> None:
-    """EMA UNet + the VAE + the scheduler as a folder of safetensors (replaced atomically)."""
+    """EMA UNet + the VAE + the scheduler as a LatentArtPipeline folder (safetensors), replaced atomically."""
+    from diffusers import AutoencoderKL
+
+    from pipelines.art.latent_diffusion import LatentArtPipeline
+
     unet = model_cfg.build()
     unet.load_state_dict(ema)
+    pipe = LatentArtPipeline(
+        vae=AutoencoderKL.from_pretrained(vae_dir),
+        unet=unet,
+        scheduler=latent_scheduler(),
+        text_max_length=TEXT_MAX_LENGTH,
+    )
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    unet.save_pretrained(tmp / "unet", safe_serialization=True)
-    shutil.copytree(vae_dir, tmp / "vae", ignore=shutil.ignore_patterns("*.png", "*.json.bak"))
-    latent_scheduler().save_pretrained(tmp / "scheduler")
-    (tmp / "training_step.json").write_text(
-        json.dumps({"step": step, "text_max_length": TEXT_MAX_LENGTH}) + "\n"
-    )
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    (tmp / "training_step.json").write_text(json.dumps({"step": step}) + "\n")
     old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
