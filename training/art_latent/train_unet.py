@@ -32,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 
+from pipelines.art.latent_diffusion import LatentArtPipeline
+from pipelines.art.pixel_diffusion import MiniLMTextEncoder
 from training.art_latent import dataset as ds_mod
 from training.art_model.train import State, ema_update
 
@@ -115,8 +117,6 @@ def latent_scheduler(num_train_timesteps: int = 1000) -> DDIMScheduler:
 
 
 def text_encoder(max_length: int = TEXT_MAX_LENGTH):
-    from pipelines.art.pixel_diffusion import MiniLMTextEncoder
-
     return MiniLMTextEncoder(max_length=max_length)
 
 
@@ -183,10 +183,6 @@ def save_checkpoint(path: Path, unet, ema, opt, state: State, rng, gen, cfg) -> 
 
 def export(ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step: int) -> None:
     """EMA UNet + the VAE + the scheduler as a LatentArtPipeline folder (safetensors), replaced atomically."""
-    from diffusers import AutoencoderKL
-
-    from pipelines.art.latent_diffusion import LatentArtPipeline
-
     unet = model_cfg.build()
     unet.load_state_dict(ema)
     pipe = LatentArtPipeline(
