@@ -33,9 +33,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pipelines.art.latent_diffusion import LatentArtPipeline
+from pipelines.art.pixel_diffusion import PixelDiffusionPipeline
 from training.art_latent import classifier as judge_mod
 from training.art_latent import dataset as ds_mod
-from training.art_latent.compat import LatentArtPipeline, PixelDiffusionPipeline, frechet_distance
+from training.art_model.evaluate import frechet_distance
 
 logger = logging.getLogger("art_latent.evaluate")
 HERE = Path(__file__).resolve().parent
@@ -70,18 +72,13 @@ def generate(
     for s in range(0, len(prompts), batch):
         chunk = prompts[s : s + batch]
         gens = [torch.Generator().manual_seed(seed + s + i) for i in range(len(chunk))]
-        kwargs = (
-            {"upscale": 1}
-            if isinstance(pipe, PixelDiffusionPipeline) and not isinstance(pipe, LatentArtPipeline)
-            else {}
-        )
         imgs = pipe(
             chunk,
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=gens,
             output_type="np",
-            **kwargs,
+            upscale=1,
         ).images
         out.append((np.asarray(imgs) * 255 + 0.5).clip(0, 255).astype(np.uint8))
     images = np.concatenate(out)
@@ -123,6 +120,7 @@ def time_per_image(pipe, prompt: str, guidance: float, runs: int = 3) -> float:
             guidance_scale=guidance,
             generator=torch.Generator().manual_seed(r),
             output_type="np",
+            upscale=1,
         )
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
