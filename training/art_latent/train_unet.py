@@ -279,7 +279,10 @@ def train(
             save_checkpoint(ckpt_path, unet, ema, opt, _elapsed(state, start), rng, gen, cfg)
             last_ckpt = now
         if export_dir is not None and now - last_export > cfg.export_every_min * 60:
-            export(ema, cfg.model, ckpt_dir / "vae", export_dir, state.step)
+            try:  # an export problem (e.g. the VAE folder being rewritten) must never stop training
+                export(ema, cfg.model, ckpt_dir / "vae", export_dir, state.step)
+            except Exception:
+                logger.exception("export failed at step %d; training goes on", state.step)
             last_export = now
 
     final = _elapsed(state, start)
