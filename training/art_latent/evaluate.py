@@ -46,12 +46,16 @@ V1_DIR = REPO / "assets" / "models" / "art-offline"
 RESULTS_JSON = HERE / "results.json"
 
 
-def prompt_pairs(ds: ds_mod.Dataset, n_seen: int = 96, seed: int = 0) -> dict[str, list[int]]:
-    """Dataset indices of the evaluated pairs: a fixed sample of seen pairs, and every held-out pair."""
+def prompt_pairs(
+    ds: ds_mod.Dataset, n_seen: int = 96, seed: int = 0, n_heldout: int | None = None
+) -> dict[str, list[int]]:
+    """Dataset indices of the evaluated pairs: a fixed sample of seen pairs, and the held-out pairs
+    (all of them, or a fixed sample of `n_heldout`)."""
     seen = ds.indices("train", emoji_only=True)
+    held = ds.indices("heldout", emoji_only=True)
     return {
         "seen": sorted(random.Random(seed).sample(seen, n_seen)),
-        "heldout": ds.indices("heldout", emoji_only=True),
+        "heldout": sorted(random.Random(seed).sample(held, min(n_heldout or len(held), len(held)))),
     }
 
 
@@ -93,11 +97,14 @@ def generate(
 
 
 def copy_baseline(ds: ds_mod.Dataset, pipe, query_idx: list[int]) -> np.ndarray:
-    """For each prompt, the TRAINING image whose canonical caption is nearest in MiniLM's sentence space."""
+    """For each prompt, the TRAINING image whose canonical caption is nearest in MiniLM's sentence
+    space (token 0 of the cached encodings; only the queries are encoded here)."""
+    from training.art_latent.train_unet import DEFAULT_CKPT_DIR, caption_cache
+
     train = ds.indices("train", emoji_only=True)
-    enc = pipe.text_encoder
-    keys = enc([ds.items[i].captions[0] for i in train])[:, 0]
-    queries = enc([ds.items[i].captions[0] for i in query_idx])[:, 0]
+    index, table = caption_cache(ds_mod.all_captions(ds), DEFAULT_CKPT_DIR)
+    keys = table[[index[ds.items[i].captions[0]] for i in train], 0].float()
+    queries = pipe.text_encoder([ds.items[i].captions[0] for i in query_idx])[:, 0]
     sim = torch.nn.functional.normalize(queries, dim=1) @ torch.nn.functional.normalize(keys, dim=1).T
     return ds.images[[train[j] for j in sim.argmax(1).tolist()]]
 
@@ -127,11 +134,16 @@ def time_per_image(pipe, prompt: str, guidance: float, runs: int = 3) -> float:
 
 
 def evaluate(
-    export: Path, ds: ds_mod.Dataset, guidance: float, with_baselines: bool = True, n_seen: int = 96
+    export: Path,
+    ds: ds_mod.Dataset,
+    guidance: float,
+    with_baselines: bool = True,
+    n_seen: int = 96,
+    n_heldout: int | None = None,
 ) -> dict:
     judge, lab, judge_info = judge_mod.load_judge()
     pipe, step = load_pipeline(export)
-    pairs = prompt_pairs(ds, n_seen)
+    pairs = prompt_pairs(ds, n_seen, n_heldout=n_heldout)
     result: dict = {
         "step": step,
         "guidance": guidance,
@@ -219,6 +231,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ds_mod.DEFAULT_DATA_DIR)
     parser.add_argument("--guidance", type=float, default=3.0)
     parser.add_argument("--n-seen", type=int, default=96)
+    parser.add_argument("--n-heldout", type=int, default=None, help="default: all 107 held-out pairs")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--write", action="store_true", help="append to results.json")
     parser.add_argument("--grid", type=Path, default=None)
@@ -226,10 +239,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     ds = ds_mod.load(args.data_dir)
-    res = evaluate(args.export, ds, args.guidance, not args.no_baselines, args.n_seen)
+    res = evaluate(args.export, ds, args.guidance, not args.no_baselines, args.n_seen, args.n_heldout)
     gen = res.pop("_gen")
     if args.grid:
-        save_grid(gen, ds, prompt_pairs(ds, args.n_seen), args.grid)
+        save_grid(gen, ds, prompt_pairs(ds, args.n_seen, n_heldout=args.n_heldout), args.grid)
     print(json.dumps(res, indent=1))
     if args.write:
         runs = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else []
