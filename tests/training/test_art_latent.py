@@ -156,3 +156,21 @@ def test_unet_training_resumes_and_exports_a_loadable_pipeline(tmp_path: Path) -
     image = pipe("thing 1 emoji", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert image.size == (64, 64)
     assert (tmp_path / "export" / "vae" / "diffusion_pytorch_model.safetensors").exists()
+
+
+def test_decoder_finetune_keeps_the_latent_space(tmp_path: Path) -> None:
+    ds = _tiny_dataset()
+    vae = _tiny_vae()
+    ae.finalize(vae, ds, tmp_path / "vae")
+    x = ae.to_tensor(ds.images[:4])
+    with torch.no_grad():
+        before = ae.load_vae(tmp_path / "vae").encode(x).latent_dist.mean
+    info = ae.finetune_decoder(tmp_path / "vae", ds, steps=3, time_budget_min=5, batch_size=4)
+    tuned = ae.load_vae(tmp_path / "vae")
+    with torch.no_grad():
+        after = tuned.encode(x).latent_dist.mean
+    assert torch.equal(before, after)  # the encoder is frozen: cached latents and the UNet stay valid
+    assert info["decoder_ft_steps"] == 3
+    assert tuned.config.scaling_factor == pytest.approx(vae.config.scaling_factor)
+    ae.finetune_decoder(tmp_path / "vae", ds, steps=5, time_budget_min=5, batch_size=4)  # resumes
+    assert torch.load(tmp_path / "vae" / "decoder_ft.pt", weights_only=False)["step"] == 5
