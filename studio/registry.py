@@ -87,10 +87,13 @@ MAX_PATH_CHARS = 4096  # longer is no folder on any common filesystem
 
 
 def model_source(model_id: str) -> Source:
-    """LOCAL for an existing folder or file, HUB for a well-formed hub id; anything else is refused up front."""
+    """LOCAL for an existing folder or .gguf file, HUB for a well-formed hub id; anything else is refused up front."""
     if len(model_id) <= MAX_PATH_CHARS:
         try:
-            if Path(model_id).expanduser().exists():  # a folder, or a file such as a .gguf
+            path = Path(model_id).expanduser()
+            if path.is_dir() or (
+                path.is_file() and path.suffix.lower() == ".gguf"
+            ):  # a model folder or GGUF file
                 return Source.LOCAL
         except OSError:  # e.g. a path component over the filesystem's name limit
             pass
