@@ -7,7 +7,8 @@ Rows (one JSON object each):
 - `rss`: the server's RSS after every 20 of 200 mixed jobs (the curve), `rss_growth_ratio`
   (after 200 / after 20) and `disk_growth_mb` (output folder before and after);
 - `fairness`: one client queues 10 art jobs, a second client then sends one: how many of the first
-  client's jobs finished before the visitor's (`busy_jobs_before_visitor`; plain FIFO would be 10),
+  client's jobs finished before the visitor's (`busy_jobs_before_visitor`; plain FIFO would be 10), how
+  many of them jumped ahead after the visitor joined the line (`busy_jobs_jumped_ahead`, 0 when fair),
   the visitor's wait over one job's time, and how many of the busy client's jobs were refused for
   being over the per-session limit (studio.jobs.MAX_JOBS_PER_SESSION).
 
@@ -286,18 +287,33 @@ def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> 
 
 
 def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, Any]:
-    """A busy client queues `busy_jobs` art jobs; a visitor then sends one. Who finishes when?"""
+    """A busy client queues `busy_jobs` art jobs; a visitor then sends one. Who finishes when?
+
+    Jobs are made long enough (about 2 s each) that the line really builds up, and the visitor's
+    own progress label ("Waiting for your turn") tells when it joined the line, so a slow start on
+    a busy box is not mistaken for unfairness: `busy_jobs_jumped_ahead` counts the busy client's
+    jobs that finished before the visitor's beyond the one holding the slot when it joined
+    (0 when fair; plain FIFO would put every queued busy job there).
+    """
     from gradio_client import Client
 
     busy, visitor = Client(server.url, verbose=False), Client(server.url, verbose=False)
     api_name, kwargs = specs["art"]
-    slow = {**kwargs, "n_steps": 12}  # long enough that the queue really builds up
-    single = time.monotonic()
-    busy.predict(api_name=api_name, **slow)
-    one_job_s = time.monotonic() - single
+    # 1. a job's fixed cost (saving, History, streaming) can outweigh a tiny model's steps and would
+    # blur the finishing order: time two lengths and scale the steps so denoising takes about 2 s
+    kwargs = {**kwargs, "w": 128, "h": 128}
+    busy.predict(api_name=api_name, **kwargs)  # warm: the model loads once
+    took = {}
+    for n in (4, 24):
+        single = time.monotonic()
+        busy.predict(api_name=api_name, **{**kwargs, "n_steps": n})
+        took[n] = time.monotonic() - single
+    per_step = max((took[24] - took[4]) / 20, 1e-3)
+    steps = int(min(150, max(12, 2.0 / per_step)))
+    one_job_s = took[4] + per_step * (steps - 4)
+    slow = {**kwargs, "n_steps": steps}
     finished: list[tuple[float, str]] = []
     lock = threading.Lock()
-
     refused: list[str] = []
 
     def go(client: Any, who: str) -> None:
@@ -314,20 +330,44 @@ def fairness_row(server: Server, specs: dict, busy_jobs: int = 10) -> dict[str, 
         thread.start()
         time.sleep(0.05)
     time.sleep(0.3)
+    # 2. the visitor's job: note how many busy jobs had finished when it was first seen in line
     sent = time.monotonic()
-    visitor_thread = threading.Thread(target=go, args=(visitor, "visitor"))
-    visitor_thread.start()
-    for thread in [*threads, visitor_thread]:
+    job = visitor.submit(api_name=api_name, **slow)
+    finished_when_queued, waited = None, False
+    while not job.done():
+        status = job.status()
+        labels = [unit.desc or "" for unit in status.progress_data or []]
+        if any(label.startswith("Waiting for your turn") for label in labels):
+            waited = True
+        if finished_when_queued is None and (waited or labels):
+            with lock:
+                finished_when_queued = len(finished)
+        time.sleep(0.02)
+    try:
+        job.result()
+        with lock:
+            finished.append((time.monotonic(), "visitor"))
+    except Exception as error:  # noqa: BLE001 - reported in the row, the assertion will show it
+        refused.append(str(error)[:200])
+    for thread in threads:
         thread.join(600)
     order = [who for _, who in sorted(finished)]
-    visitor_done = next(t for t, who in finished if who == "visitor")
+    visitor_done = next((t for t, who in finished if who == "visitor"), float("nan"))
+    before = order.index("visitor") if "visitor" in order else busy_jobs
+    baseline = (finished_when_queued or 0) + (1 if waited else 0)
     return {
         "benchmark": "load",
         "name": "fairness",
         "busy_jobs": busy_jobs,
+        "n_steps": steps,
         "busy_jobs_refused": len(refused),  # over the per-session limit, with a message saying so
         "refusal_messages": sorted(set(refused))[:2],
-        "busy_jobs_before_visitor": order.index("visitor"),
+        "busy_jobs_before_visitor": before,
+        "busy_finished_when_visitor_queued": finished_when_queued,
+        "visitor_waited": waited,
+        "busy_jobs_jumped_ahead": before - baseline,
+        "fixed_cost_s": round(took[4] - 4 * per_step, 2),
+        "step_s": round(per_step, 4),
         "visitor_wait_over_one_job": round((visitor_done - sent) / one_job_s, 2),
         "fifo_would_be": busy_jobs,
     }

@@ -33,4 +33,5 @@ def test_concurrent_jobs_across_tabs_all_end_and_none_is_lost_or_duplicated(
 def test_a_busy_client_does_not_starve_a_visitor(launched_app, tmp_path: Path) -> None:
     server = InProcessServer(launched_app.url, launched_app.ctx.store.db_path)
     row = load.fairness_row(server, load.job_specs(load.small_image(tmp_path)), busy_jobs=4)
-    assert row["busy_jobs_before_visitor"] <= 1, row  # first come, first served would make it 4
+    # the visitor goes right after the job holding the slot when it joined; FIFO would make it 3 more
+    assert row["busy_jobs_jumped_ahead"] <= 0, row
