@@ -23,7 +23,7 @@ from pipelines.art.pixel_diffusion import PixelDiffusionPipeline
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = REPO / "assets" / "models" / "art-offline"
+MODEL_DIR = REPO / "assets" / "models" / "art-offline-shapes"
 RESULTS = REPO / "training" / "art_model" / "results.json"
 PROMPT = "two yellow triangles at sunset"  # a held-out colour/shape combination
 

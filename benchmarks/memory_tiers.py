@@ -10,7 +10,7 @@ Models:
   bounds >= 0.95 and <= 1.02. (Free-running greedy agreement is not reported: one early near-tie
   flip changes every token after it, so it says little about a quantized model.) The llama.cpp
   engine's own tiers are measured in `python -m benchmarks writing_engine`.
-- art_offline: the bundled pixel-space model (assets/models/art-offline), if present.
+- art_offline: the bundled pixel-space model (assets/models/art-offline-shapes), if present.
 - tiny_sd: the tiny random SD pipeline of pipelines/testing.py.
   Images: PSNR vs the fp32 (HIGH) image with the same seed.
 
@@ -220,7 +220,7 @@ def tiny_sd_rows() -> list[dict]:
 
 
 def art_offline_rows() -> list[dict]:
-    folder = REPO / "assets" / "models" / "art-offline"
+    folder = REPO / "assets" / "models" / "art-offline-shapes"
     if not (folder / "model_index.json").exists():
         return [{"model": "art_offline", "skipped": f"no model at {folder}"}]
     from pipelines.art.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline

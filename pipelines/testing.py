@@ -96,6 +96,40 @@ def tiny_sd_components(seed: int = 0) -> dict:
     }
 
 
+def tiny_latent_art_components(seed: int = 0) -> tuple[Any, Any]:
+    """A random AutoencoderKL (64 px -> 16x16x4) and a text-conditioned UNet shaped like the offline v2 model."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+        mid_block_add_attention=False,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=384,
+        attention_head_dim=8,
+        norm_num_groups=4,
+        addition_embed_type="text",
+        addition_embed_type_num_heads=8,
+    )
+    return vae, unet
+
+
 def save_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Write a tiny StableDiffusionPipeline to `folder` (once) in the ordinary save_pretrained layout."""
     from diffusers import StableDiffusionPipeline

@@ -52,6 +52,7 @@ class ModelEntry:
     label: str = ""  # what the UI shows; defaults to id
     location: str = ""  # hub id or folder the loader reads; defaults to id
     recommended: dict[str, Any] = field(default_factory=dict, compare=False)  # UI defaults, e.g. CFG
+    version: str = ""  # version of bundled weights trained by the project (e.g. "2.0"), shown in the UI
 
     @property
     def display(self) -> str:

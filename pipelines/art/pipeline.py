@@ -34,6 +34,7 @@ from pipelines.art.latent_preview import LatentPreviewer, previewer_for
 from pipelines.art.lora import LoraSpec, apply_loras, check_loras, lora_tags, prompt_loras, supports_lora
 from pipelines.art.modes import mode_label, render_one
 from pipelines.art.presets import apply_styles
+from pipelines.art.vocabulary import Vocabulary
 from pipelines.memory import apply_plan_to_diffusers, load_quantization_kwargs
 from pipelines.metadata import GenerationParameters, save_png
 from studio.device import DevicePlan
@@ -117,6 +118,7 @@ class ArtModel:
     native_size: int  # pixels
     applied: tuple[str, ...] = ()  # plan actions applied at load, for the UI
     label: str = ""
+    vocabulary: Vocabulary | None = None  # what a small project-trained model knows (None: no list)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -284,6 +286,8 @@ class ArtPipeline:
             if _is_pixel_model(model.pipe):
                 size = (model.native_size, model.native_size)
             request = replace(request, width=size[0], height=size[1])
+        if model.vocabulary is not None and (unknown := model.vocabulary.unknown_notice(request.prompt)):
+            notices.append(unknown)  # the image is still drawn; the user learns what would work better
         if not supports_lora(model.pipe) and request.loras:
             notices.append(f"{loaded.entry.display} has no LoRA support; the LoRAs were ignored.")
             request = replace(request, loras=())

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import json
 import random
 import re
@@ -421,3 +422,25 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def vocabulary(ds: Dataset, per_category: int = 400) -> dict:
+    """What the v2 model knows, as pipelines.art.vocabulary reads it (written beside its weights).
+
+    Subjects per category in the dataset's order (emoji order: the typical ones first); the style
+    names are the canonical caption phrases, and the examples are canonical captions.
+    """
+    categories: dict[str, list[str]] = {CATEGORY_WORDS[c]: [] for c in CATEGORIES}
+    for subject in ds.subjects.values():
+        names = categories[CATEGORY_WORDS[subject.category]]
+        if len(names) < per_category:
+            names.append(subject.name)
+    categories["pixel shapes"] = [f"{c} {s}" for c, s in itertools.product(shapes.COLOURS, shapes.SHAPES)]
+    examples = ["a red apple, food and drink, flat twemoji style", "a cat face, noto emoji style"]
+    examples += ["a rocket, fluent color style", "two yellow stars at night, pixel art style"]
+    return {
+        "model": "art-offline 2.0",
+        "styles": [STYLE_PHRASES[s][0] for s in (*STYLES, SHAPES_STYLE)],
+        "categories": categories,
+        "examples": examples,
+    }

@@ -42,7 +42,7 @@ from training.art_model.evaluate import frechet_distance
 logger = logging.getLogger("art_latent.evaluate")
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-V1_DIR = REPO / "assets" / "models" / "art-offline"
+V1_DIR = REPO / "assets" / "models" / "art-offline-shapes"
 RESULTS_JSON = HERE / "results.json"
 
 

@@ -36,6 +36,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditi
 
 from pipelines.art.latent_diffusion import LatentArtPipeline
 from pipelines.art.pixel_diffusion import MiniLMTextEncoder
+from pipelines.art.vocabulary import save_vocabulary
 from training.art_latent import dataset as ds_mod
 from training.art_model.train import State, ema_update
 
@@ -181,8 +182,13 @@ def save_checkpoint(path: Path, unet, ema, opt, state: State, rng, gen, cfg) -> 
     logger.info("checkpoint step %d -> %s", state.step, path)
 
 
-def export(ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step: int) -> None:
-    """EMA UNet + the VAE + the scheduler as a LatentArtPipeline folder (safetensors), replaced atomically."""
+def export(
+    ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step: int, vocabulary: dict | None = None
+) -> None:
+    """EMA UNet + the VAE + the scheduler as a LatentArtPipeline folder (safetensors), replaced atomically.
+
+    With a `vocabulary` (dataset.vocabulary), the folder also says what the model knows, for the UI.
+    """
     unet = model_cfg.build()
     unet.load_state_dict(ema)
     pipe = LatentArtPipeline(
@@ -195,6 +201,8 @@ def export(ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step:
     shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp, safe_serialization=True)
     (tmp / "training_step.json").write_text(json.dumps({"step": step}) + "\n")
+    if vocabulary is not None:
+        save_vocabulary(tmp, vocabulary)
     old = out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
@@ -280,7 +288,7 @@ def train(
             last_ckpt = now
         if export_dir is not None and now - last_export > cfg.export_every_min * 60:
             try:  # an export problem (e.g. the VAE folder being rewritten) must never stop training
-                export(ema, cfg.model, ckpt_dir / "vae", export_dir, state.step)
+                export(ema, cfg.model, ckpt_dir / "vae", export_dir, state.step, ds_mod.vocabulary(ds))
             except Exception:
                 logger.exception("export failed at step %d; training goes on", state.step)
             last_export = now
@@ -288,7 +296,7 @@ def train(
     final = _elapsed(state, start)
     save_checkpoint(ckpt_path, unet, ema, opt, final, rng, gen, cfg)
     if export_dir is not None:
-        export(ema, cfg.model, ckpt_dir / "vae", export_dir, final.step)
+        export(ema, cfg.model, ckpt_dir / "vae", export_dir, final.step, ds_mod.vocabulary(ds))
     return final
 
 

@@ -277,3 +277,23 @@ def render_batch(
     """n random scenes: ([n, 32, 32, 3] uint8, scenes)."""
     scenes = [random_scene(rng, combos) for _ in range(n)]
     return np.stack([render(s, rng) for s in scenes]), scenes
+
+
+def vocabulary() -> dict:
+    """What the v1 model knows, as pipelines.art.vocabulary reads it (written beside its weights)."""
+    return {
+        "model": "art-offline-shapes 1.0",
+        "styles": ["pixel art"],
+        "categories": {
+            "colours": list(COLOURS),
+            "shapes": list(SHAPES),
+            "backgrounds": list(BACKGROUNDS),
+            "layouts": ["in the middle", "on the left", "at the top", "two …", "three …"],
+        },
+        "examples": [
+            "a red circle in the sky",
+            "two yellow stars at night",
+            "a blue square in a field",
+            "three pink triangles at sunset",
+        ],
+    }

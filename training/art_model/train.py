@@ -42,7 +42,7 @@ from training.art_model import dataset
 logger = logging.getLogger("art_model.train")
 
 DEFAULT_CKPT_DIR = Path("/root/.cache/creative-studio/art-train")
-DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[2] / "assets" / "models" / "art-offline"
+DEFAULT_EXPORT_DIR = Path(__file__).resolve().parents[2] / "assets" / "models" / "art-offline-shapes"
 
 
 @dataclass

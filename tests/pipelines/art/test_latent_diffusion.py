@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
 
 from pipelines.art.latent_diffusion import LATENT_TEXT_MAX_LENGTH, LatentArtPipeline
 from pipelines.art.latent_preview import previewer_for
 from pipelines.art.pixel_diffusion import MiniLMTextEncoder
+from pipelines.testing import tiny_latent_art_components
 from training.art_latent.train_unet import latent_scheduler
 
 
@@ -22,40 +22,9 @@ def encoder() -> MiniLMTextEncoder:
     return MiniLMTextEncoder(max_length=LATENT_TEXT_MAX_LENGTH)
 
 
-def tiny_components() -> tuple[AutoencoderKL, UNet2DConditionModel]:
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(8, 16, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=64,
-        mid_block_add_attention=False,
-    )
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384,
-        attention_head_dim=8,
-        norm_num_groups=4,
-        addition_embed_type="text",
-        addition_embed_type_num_heads=8,
-    )
-    return vae, unet
-
-
 @pytest.fixture
 def tiny_pipe(encoder: MiniLMTextEncoder) -> LatentArtPipeline:
-    vae, unet = tiny_components()
+    vae, unet = tiny_latent_art_components()
     pipe = LatentArtPipeline(vae=vae, unet=unet, scheduler=latent_scheduler())
     pipe.set_text_encoder(encoder)
     pipe.set_progress_bar_config(disable=True)

@@ -1,7 +1,7 @@
 """PixelDiffusionPipeline: the offline art model's diffusers pipeline.
 
 Contract tests use a tiny random UNet (fast); the load/adherence tests use the committed weights
-in assets/models/art-offline and the committed checker in assets/models/art-offline-checker.
+in assets/models/art-offline-shapes and the committed checker in assets/models/art-offline-checker.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from pipelines.art.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline, default_scheduler
 
 REPO = Path(__file__).resolve().parents[3]
-MODEL_DIR = REPO / "assets" / "models" / "art-offline"
+MODEL_DIR = REPO / "assets" / "models" / "art-offline-shapes"
 CHECKER_DIR = REPO / "assets" / "models" / "art-offline-checker"
 
 # measured held-out adherence of the committed weights is in training/art_model/RESULTS.md;
