@@ -13,6 +13,7 @@ import copy
 import inspect
 import io
 import logging
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -205,6 +206,20 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
             )
         if not 8 <= side <= max_side:
             raise UserError(f"{name} must be between 8 and {max_side} px on this device (got {side:,}).")
+    steps = int(request.steps)
+    if request.init_image is not None and int(steps * float(request.strength)) < 1:
+        # img2img runs int(steps × strength) steps (diffusers' rule): with none it would fail deep
+        # inside the pipeline, so run the fewest steps that give one denoising step, and say so
+        steps = math.ceil(1 / float(request.strength))
+        if steps > MAX_STEPS:
+            raise UserError(
+                f"Denoising strength {request.strength} is too small to change anything even at "
+                f"{MAX_STEPS} steps; use at least {math.ceil(100 / MAX_STEPS) / 100}."
+            )
+        notices.append(
+            f"{request.steps} steps at denoising strength {request.strength} leave no denoising step; "
+            f"ran {steps} steps (1 of them denoising) instead."
+        )
     seed = parse_seed(request.seed)
     if seed == -1:
         seed = random.randint(0, MAX_SEED)
@@ -212,7 +227,7 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         request,
         prompt=prompt,
         negative_prompt=negative,
-        steps=int(request.steps),
+        steps=steps,
         batch_count=int(request.batch_count),
         width=width,
         height=height,

@@ -205,3 +205,13 @@ def test_history_survives_an_app_restart(settings) -> None:
     [record] = restarted.store.history("art")
     assert record.id == image.record_id and record.params["prompt"] == "remember me"
     assert read_png_parameters(record.files[0]).settings["Seed"] == "3"
+
+
+def test_img2img_with_too_few_steps_for_its_strength_runs_one_denoising_step(art: ArtPipeline) -> None:
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    events = run(art, ArtRequest("x", steps=2, strength=0.2, init_image=init, seed=2))
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any("leave no denoising step; ran 5 steps" in m for m in notices), notices
+    assert isinstance(events[-1], Finished) and "Steps: 5" in events[-1].result.images[0].parameters
+    with pytest.raises(UserError, match="too small"):
+        run(art, ArtRequest("x", steps=2, strength=0.001, init_image=init, seed=2))
