@@ -6,7 +6,9 @@ fixed seed, so outputs are deterministic noise: they prove plumbing, not quality
 
 - art: a tiny Stable Diffusion (UNet2DConditionModel, AutoencoderKL, CLIP text encoder);
 - writing: a 2-layer GPT-2 with a byte-level BPE trained by `tokenizers` on built-in sentences;
-- music: a ~0.1M-parameter MusicGen (T5 text encoder, EnCodec, decoder).
+- music: a ~0.1M-parameter MusicGen (T5 text encoder, EnCodec, decoder);
+- video: AnimateDiff (the tiny SD + a 2-block motion adapter) and text-to-video-ms (a tiny UNet3D);
+- offline art v2: a tiny AutoencoderKL + text-conditioned UNet shaped like the project's latent model.
 
 Only tests and the debug registry entries import this module.
 """
@@ -347,4 +349,69 @@ def save_tiny_clip(folder: Path, seed: int = 0) -> Path:
     }  # fmt: skip
     CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_animatediff_components(seed: int = 0) -> dict[str, Any]:
+    """AnimateDiff: the tiny SD parts plus a 2-block motion adapter."""
+    from diffusers import MotionAdapter
+
+    parts = tiny_sd_components(seed)
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(
+        block_out_channels=(8, 16),
+        motion_layers_per_block=1,
+        motion_norm_num_groups=4,
+        motion_num_attention_heads=2,
+        motion_max_seq_length=32,
+    )
+    return {
+        "unet": parts["unet"],
+        "motion_adapter": adapter,
+        "vae": parts["vae"],
+        "text_encoder": parts["text_encoder"],
+        "tokenizer": parts["tokenizer"],
+        "scheduler": parts["scheduler"],
+        "feature_extractor": None,
+        "image_encoder": None,
+    }
+
+
+def tiny_text_to_video_ms_components(seed: int = 0) -> dict[str, Any]:
+    """text-to-video-ms: a tiny UNet3DConditionModel with the tiny SD VAE and CLIP."""
+    from diffusers import UNet3DConditionModel
+
+    parts = tiny_sd_components(seed)
+    torch.manual_seed(seed)
+    unet = UNet3DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=4,
+    )
+    return {
+        "unet": unet,
+        "vae": parts["vae"],
+        "text_encoder": parts["text_encoder"],
+        "tokenizer": parts["tokenizer"],
+        "scheduler": parts["scheduler"],
+    }
+
+
+def save_tiny_video_pipeline(kind: str, folder: Path, seed: int = 0) -> Path:
+    """Write a tiny AnimateDiff ("animatediff") or text-to-video-ms ("t2v-ms") pipeline once."""
+    from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").exists():
+        if kind == "animatediff":
+            AnimateDiffPipeline(**tiny_animatediff_components(seed)).save_pretrained(folder)
+        else:
+            TextToVideoSDPipeline(**tiny_text_to_video_ms_components(seed)).save_pretrained(folder)
     return folder

@@ -11,10 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pipelines.memory import apply_plan_to_diffusers
-from pipelines.testing import tiny_sd_components
+from pipelines.testing import save_tiny_video_pipeline
 from pipelines.video.text_to_video import T2V_TASK, TextToVideoModel, wrap_video_pipeline
 from studio.device import DevicePlan
 from studio.registry import ModelEntry, ModelRegistry, Source
@@ -32,71 +30,6 @@ HUB_SUGGESTIONS = {
     ),
     "ali-vilab/text-to-video-ms-1.7b": ("ModelScope text-to-video 1.7B (hub, ~7 GB)", 7000, "cc-by-nc-4.0"),
 }
-
-
-def tiny_animatediff_components(seed: int = 0) -> dict[str, Any]:
-    """AnimateDiff: the tiny SD parts plus a 2-block motion adapter."""
-    from diffusers import MotionAdapter
-
-    parts = tiny_sd_components(seed)
-    torch.manual_seed(seed)
-    adapter = MotionAdapter(
-        block_out_channels=(8, 16),
-        motion_layers_per_block=1,
-        motion_norm_num_groups=4,
-        motion_num_attention_heads=2,
-        motion_max_seq_length=32,
-    )
-    return {
-        "unet": parts["unet"],
-        "motion_adapter": adapter,
-        "vae": parts["vae"],
-        "text_encoder": parts["text_encoder"],
-        "tokenizer": parts["tokenizer"],
-        "scheduler": parts["scheduler"],
-        "feature_extractor": None,
-        "image_encoder": None,
-    }
-
-
-def tiny_text_to_video_ms_components(seed: int = 0) -> dict[str, Any]:
-    """text-to-video-ms: a tiny UNet3DConditionModel with the tiny SD VAE and CLIP."""
-    from diffusers import UNet3DConditionModel
-
-    parts = tiny_sd_components(seed)
-    torch.manual_seed(seed)
-    unet = UNet3DConditionModel(
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
-        norm_num_groups=4,
-    )
-    return {
-        "unet": unet,
-        "vae": parts["vae"],
-        "text_encoder": parts["text_encoder"],
-        "tokenizer": parts["tokenizer"],
-        "scheduler": parts["scheduler"],
-    }
-
-
-def save_tiny_video_pipeline(kind: str, folder: Path, seed: int = 0) -> Path:
-    """Write a tiny AnimateDiff ("animatediff") or text-to-video-ms ("t2v-ms") pipeline once."""
-    from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
-
-    folder = Path(folder)
-    if not (folder / "model_index.json").exists():
-        if kind == "animatediff":
-            AnimateDiffPipeline(**tiny_animatediff_components(seed)).save_pretrained(folder)
-        else:
-            TextToVideoSDPipeline(**tiny_text_to_video_ms_components(seed)).save_pretrained(folder)
-    return folder
 
 
 def load_hub_video(entry: ModelEntry, plan: DevicePlan) -> TextToVideoModel:
