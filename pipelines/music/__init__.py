@@ -1,6 +1,7 @@
 """Music: compose with the embedded REMI composer, continue a melody, render, analyse, and MusicGen."""
 
 from pipelines.music.limits import MAX_BARS, STYLE_DEFAULTS
+from pipelines.music.loudness import LoudnessResult
 from pipelines.music.models import register_music_models
 from pipelines.music.pipeline import (
     TEXT_TASK,
@@ -27,6 +28,7 @@ __all__ = [
     "AnalysisResult",
     "ComposeRequest",
     "ContinueRequest",
+    "LoudnessResult",
     "MusicPipeline",
     "MusicResult",
     "TextToMusicRequest",

@@ -54,6 +54,7 @@ from pipelines.music.limits import (
     parse_key,
     validate_compose,
 )
+from pipelines.music.loudness import LoudnessResult, normalize_audio
 from pipelines.music.render import Audio, have_soundfont_synth, render, write_audio
 from pipelines.music.scores import (
     Opening,
@@ -146,6 +147,7 @@ class MusicResult:
     score: symusic.Score | None = None  # the written MIDI (480 tpq), None for MusicGen
     opening_notes: int = 0  # continuation: how many notes came from the opening
     compute_s: float = 0.0  # wall time of compose (or generate) + render
+    loudness: LoudnessResult | None = None  # LUFS and true peak before/after normalisation
 
     @property
     def summary(self) -> str:
@@ -193,7 +195,7 @@ class MusicPipeline:
         t0 = time.perf_counter()
 
         def on_bar(done: int, _: int) -> None:
-            emit(Step(done, total, None, clock.eta(done), {"bars": done}))
+            emit(bar_step(done, request.bars, clock))
 
         voices = compose_voices(
             bundle,
@@ -255,7 +257,7 @@ class MusicPipeline:
         settings = SampleSettings(bars, request.temperature, request.top_k, seed, len(opening.voices))
 
         def on_bar(done: int, _: int) -> None:
-            emit(Step(done, total, None, clock.eta(done), {"bars": done}))
+            emit(bar_step(done, bars, clock))
 
         body = sample(bundle, request.style, key.mode, settings, opening_ids, cancel, on_bar)
         generated = score_voices(transpose_score(bundle.tokenizer.decode(body), key.shift_from_normal))
@@ -410,14 +412,23 @@ class MusicPipeline:
             float(request.temperature),
             int(request.top_k),
         )
-        audio = Audio(np.repeat(wave[:, None], 2, axis=1), mg.sampling_rate)
+        audio, loudness = normalize_audio(Audio(np.repeat(wave[:, None], 2, axis=1), mg.sampling_rate))
         params = asdict(request) | {"duration_s": duration, "seed": seed, "model_id": loaded.entry.id}
+        params |= loudness.as_params()
         files = self._save_audio(TEXT_TASK, audio, request.audio_format)
         record = self.store.record(
             TEXT_TASK, request.prompt.strip()[:200], params, [files.wav, files.compressed]
         )
         return MusicResult(
-            request.prompt.strip()[:80], audio, files, params, record.id, None, 0, time.perf_counter() - t0
+            request.prompt.strip()[:80],
+            audio,
+            files,
+            params,
+            record.id,
+            None,
+            0,
+            time.perf_counter() - t0,
+            loudness,
         )
 
     # shared ----------------------------------------------------------------------------------
@@ -450,9 +461,10 @@ class MusicPipeline:
                     "tinysoundfont is not installed: rendered with plain sine tones (pip install -r requirements.txt)."
                 )
             )
-        audio = render(score)
+        audio, loudness = normalize_audio(render(score))
         compute = time.perf_counter() - t0
-        emit(Step(total, total, None, 0.0, {"stage": "rendered"}))
+        bars = total - 1  # the composed bars; the last step is the render
+        emit(Step(total, total, None, 0.0, {"stage": "rendered", "bars": bars, "bars_total": bars}))
         midi = self.store.write(TASK, ".mid", lambda p: score.dump_midi(str(p)))
         files = self._save_audio(TASK, audio, fmt)
         roll = self.store.write(TASK, ".png", lambda p: plot_pianoroll(score, p, title))
@@ -462,8 +474,19 @@ class MusicPipeline:
             "notes": score.note_num(),
             "gm_programs": [t.program for t in score.tracks],
         }
+        params |= loudness.as_params()
         record = self.store.record(TASK, title, params, [midi, files.wav, files.compressed, roll])
-        return MusicResult(title, audio, files, params, record.id, score, 0, compute)
+        return MusicResult(title, audio, files, params, record.id, score, 0, compute, loudness)
+
+
+def bar_step(done: int, bars: int, clock: EtaClock) -> Step:
+    """A composing Step: `bars` info counts the new bars done, never past the requested total.
+
+    The pipeline's Step index runs to bars + 1 (the render is the last step), so a page must label
+    bars from `info["bars"]` / `info["bars_total"]`, not from the index ("bar 9/8").
+    """
+    done = min(max(int(done), 0), bars)
+    return Step(done, bars + 1, None, clock.eta(done), {"bars": done, "bars_total": bars})
 
 
 def loaded_from(audio: Audio, sample_rate: int = 22050) -> LoadedAudio:

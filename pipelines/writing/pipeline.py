@@ -32,6 +32,7 @@ from pipelines.writing.prompts import (
     introduction_prompt,
     section_prompt,
 )
+from pipelines.writing.sentences import SENTENCE_MODES, SentenceStop, finish_text, hard_cap
 from pipelines.writing.streaming import GenerationOutput, stream_generate
 from pipelines.writing.text import (
     continuation_renderer,
@@ -93,6 +94,7 @@ class WritingResult:
     path: Path | None = None  # the saved Markdown file
     record_id: int | None = None
     backend: str = ""  # what ran the model ("llama.cpp", "transformers")
+    ending_notice: str = ""  # story: said when the text was trimmed to its last full sentence
 
     @property
     def tokens_per_s(self) -> float:
@@ -177,7 +179,8 @@ class WritingPipeline:
         request, notices = validate(request, model.context_length)
         for notice in notices:
             emit(Notice(notice))
-        budget = model.context_length - request.sampling.max_new_tokens
+        # the prompt gets what the longest generation leaves (stories may overshoot to end a sentence)
+        budget = model.context_length - hard_cap(request.mode, request.sampling.max_new_tokens)
         write = self._article if request.mode == "article" else self._single
         for attempt in range(2):  # an out-of-memory error reloads one tier lower and retries once
             try:
@@ -205,9 +208,18 @@ class WritingPipeline:
         emit(Started(s.max_new_tokens, f"{MODES[request.mode]} · {model.label}"))
         progress = _Progress(emit, s.max_new_tokens, model.backend)
         render = continuation_renderer(request.text) if request.mode == "continue" else tidy_output
-        out = stream_generate(model, ids, s, cancel, progress.step, render)
+        # stories: past max_new_tokens, go on to the end of the sentence (to a bounded cap), see sentences.py
+        cap = hard_cap(request.mode, s.max_new_tokens)
+        stop = SentenceStop(model.tokenizer, s.max_new_tokens) if request.mode in SENTENCE_MODES else None
+        out = stream_generate(model, ids, replace(s, max_new_tokens=cap), cancel, progress.step, render, stop)
         progress.end_pass(out)
-        text, outline, titles = out.text, (), ()
+        text, outline, titles, ending = out.text, (), (), ""
+        if stop is not None:
+            text, ending = finish_text(out.text, out.tokens, cap, stop, out.stopped)
+            if text != out.text:  # the last snapshot showed the cut tail: replace it with the final text
+                progress.step(text, 0)  # 0 new: end_pass already counted them
+            if ending:
+                emit(Notice(ending, level="info"))
         if request.mode == "outline":
             outline = tuple(parse_outline(out.text, request.sections))
             text = "\n".join(outline)
@@ -227,6 +239,7 @@ class WritingPipeline:
             outline=outline,
             titles=titles,
             backend=model.backend,
+            ending_notice=ending,
         )
 
     def _article(

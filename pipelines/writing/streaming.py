@@ -95,6 +95,39 @@ class CancelCriteria(StoppingCriteria):
         )
 
 
+class IdsCriteria(StoppingCriteria):
+    """A StoppingCriteria around `stop_when(new_ids)`, asked after every token (batch of one)."""
+
+    def __init__(self, stop_when: Callable[[list[int]], bool], prompt_length: int) -> None:
+        self.stop_when, self.prompt_length = stop_when, prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        done = self.stop_when(input_ids[0, self.prompt_length :].tolist())
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class _StopToken(CancelToken):
+    """The llama.cpp loop's stop check: the user's cancel token, or `stop_when` after the last token.
+
+    The engine checks `cancel.cancelled` right after each `on_token`, so this ends it on the same
+    token as transformers' StoppingCriteria would, without a hook in the engine.
+    """
+
+    def __init__(self, cancel: CancelToken) -> None:
+        super().__init__()
+        self.user, self.done = cancel, False
+
+    def cancel(self) -> None:
+        self.user.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.done or self.user.cancelled
+
+    def raise_if_cancelled(self) -> None:
+        self.user.raise_if_cancelled()
+
+
 def generation_kwargs(sampling: SamplingParams, tokenizer: Any) -> dict[str, Any]:
     """model.generate arguments for these sampling controls (temperature 0 = greedy)."""
     kwargs: dict[str, Any] = {
@@ -121,14 +154,20 @@ def stream_generate(
     cancel: CancelToken,
     on_text: Callable[[str, int], None],
     render: Callable[[str], str] = tidy_output,
+    stop_when: Callable[[list[int]], bool] | None = None,
 ) -> GenerationOutput:
     """One streamed `model.generate` call, run in the calling (worker) thread.
 
     `on_text(render(text so far), n_tokens)` after each token; the result's text is render(final text).
+    `stop_when(new_ids)`, asked after every token, ends generation early when it returns True
+    (pipelines.writing.sentences uses it to stop on a sentence end).
     A llama.cpp model runs its own loop with the same streamer and the same Stop check.
     """
     if isinstance(model.model, LlamaCppModel):
-        return _stream_engine(model, prompt_ids, sampling, cancel, on_text, render)
+        return _stream_engine(model, prompt_ids, sampling, cancel, on_text, render, stop_when)
+    criteria = [CancelCriteria(cancel)]
+    if stop_when is not None:
+        criteria.append(IdsCriteria(stop_when, len(prompt_ids)))
     device = model.model.device
     input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)  # [1, prompt_len]
     streamer = TextSnapshotStreamer(model.tokenizer, lambda text, n: on_text(render(text), n))
@@ -138,7 +177,7 @@ def stream_generate(
         input_ids=input_ids,
         attention_mask=torch.ones_like(input_ids),
         streamer=streamer,
-        stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]),
+        stopping_criteria=StoppingCriteriaList(criteria),
         **generation_kwargs(sampling, model.tokenizer),
     )
     seconds = time.perf_counter() - started
@@ -155,10 +194,18 @@ def _stream_engine(
     cancel: CancelToken,
     on_text: Callable[[str, int], None],
     render: Callable[[str], str],
+    stop_when: Callable[[list[int]], bool] | None = None,
 ) -> GenerationOutput:
     """stream_generate on llama.cpp: the engine samples, the transformers tokenizer decodes snapshots."""
     streamer = TextSnapshotStreamer(model.tokenizer, lambda text, n: on_text(render(text), n))
-    out = model.model.stream(prompt_ids, sampling, cancel, lambda token: streamer.add([token]))
+    token_check = _StopToken(cancel)
+
+    def on_token(token: int) -> None:
+        streamer.add([token])
+        if stop_when is not None:
+            token_check.done = stop_when(streamer.ids)
+
+    out = model.model.stream(prompt_ids, sampling, token_check, on_token)
     streamer.end()
     text = model.tokenizer.decode(out.ids, skip_special_tokens=True)
-    return GenerationOutput(render(text), len(out.ids), out.seconds, out.ttft_s, out.stopped)
+    return GenerationOutput(render(text), len(out.ids), out.seconds, out.ttft_s, cancel.cancelled)

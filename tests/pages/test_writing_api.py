@@ -34,7 +34,8 @@ def sampling(**kw) -> list:
 
 
 def test_text_streams_as_growing_snapshots(client) -> None:
-    job = client.submit(*args(tokens=400), api_name=GENERATE)
+    # a poem: a story may run past max tokens to end its sentence, then end on a trimmed snapshot
+    job = client.submit(*args("poem", "autumn rain on a tin roof", tokens=400), api_name=GENERATE)
     while not job.done():
         time.sleep(0.02)
     updates = [text for text, _stats in job.outputs() if text]
@@ -103,7 +104,7 @@ def test_stop_twice_and_stop_when_idle_are_harmless(client) -> None:
         job.result(timeout=60)
     except Exception:  # noqa: BLE001 - a cancelled job may end either way; serving is what matters
         pass
-    _, stats = client.predict(*args(tokens=5), api_name=GENERATE)
+    _, stats = client.predict(*args("poem", "autumn rain", tokens=5), api_name=GENERATE)
     assert "5 tokens" in stats
 
 

@@ -89,7 +89,8 @@ def run(writer: WritingPipeline, request: WritingRequest, cancel: CancelToken | 
 
 
 def test_greedy_streamed_equals_plain_generate(writer: WritingPipeline, tiny: WritingModel) -> None:
-    request = WritingRequest("story", "a robot learns to paint", model_id="tiny", sampling=greedy(60))
+    # a poem: stories may run past max_new_tokens to end a sentence (test_sentences.py)
+    request = WritingRequest("poem", "a robot learns to paint", model_id="tiny", sampling=greedy(60))
     events = run(writer, request)
     result = events[-1].result
     # the same prompt through plain model.generate, no streamer, no stopping criteria, no thread
@@ -229,7 +230,7 @@ def test_first_use_conversion_notice_and_fallback(ctx, tmp_path: Path) -> None:
     assert "converting" in loader.first_use_message()
     ctx.registry.register(ModelEntry("gguf", TASK, Source.BUNDLED, loader, label="A GGUF"))
     writer = WritingPipeline(ctx.registry, ctx.store)
-    events = run(writer, WritingRequest("story", "a fox", model_id="gguf", sampling=greedy(5)))
+    events = run(writer, WritingRequest("poem", "a fox", model_id="gguf", sampling=greedy(5)))
     notices = [e for e in events if isinstance(e, Notice)]
     assert notices[0].level == "info" and "converting" in notices[0].message
     assert "Could not load 'A GGUF'" in notices[1].message and events[-1].result.tokens == 5
