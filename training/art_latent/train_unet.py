@@ -18,7 +18,6 @@ with warm-up, EMA. Captions are encoded once by MiniLM (v1's encoder) and cached
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -31,14 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
 from pipelines.art.latent_diffusion import LatentArtPipeline
 from pipelines.art.pixel_diffusion import MiniLMTextEncoder
 from pipelines.art.vocabulary import save_vocabulary
 from training.art_latent import dataset as ds_mod
-from training.art_model.train import State, ema_update
+from training.diffusion_loop import State, train_v_prediction
 
 logger = logging.getLogger("art_latent.train_unet")
 
@@ -164,24 +162,6 @@ class Batcher:
         return torch.stack(lats).float(), rows
 
 
-def save_checkpoint(path: Path, unet, ema, opt, state: State, rng, gen, cfg) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "unet": unet.state_dict(),
-            "ema": ema,
-            "opt": opt.state_dict(),
-            "state": dataclasses.asdict(state),
-            "py_rng": rng.getstate(),
-            "torch_rng": gen.get_state(),
-            "config": dataclasses.asdict(cfg),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)  # atomic: a kill mid-write never corrupts the last good checkpoint
-    logger.info("checkpoint step %d -> %s", state.step, path)
-
-
 def export(
     ema: dict, model_cfg: UNetConfig, vae_dir: Path, out_dir: Path, step: int, vocabulary: dict | None = None
 ) -> None:
@@ -215,93 +195,26 @@ def export(
 def train(
     cfg: TrainConfig, ds: ds_mod.Dataset, ckpt_dir: Path, cache_path: Path, export_dir: Path | None
 ) -> State:
-    torch.manual_seed(cfg.seed)
-    ckpt_path = ckpt_dir / "unet_ckpt.pt"
+    """Train the latent UNet on cached VAE latents (training.diffusion_loop runs the steps)."""
     cache = torch.load(cache_path)
     index, table = caption_cache(ds_mod.all_captions(ds), ckpt_dir)
     batcher = Batcher(ds, cache, index, cfg)
 
-    unet = cfg.model.build()
-    logger.info("UNet: %.2fM parameters, %s", sum(p.numel() for p in unet.parameters()) / 1e6, cfg.model)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-    state = State()
-    rng = random.Random(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        unet.load_state_dict(ck["unet"])
-        ema = ck["ema"]
-        opt.load_state_dict(ck["opt"])
-        state = State(**ck["state"])
-        rng.setstate(ck["py_rng"])
-        gen.set_state(ck["torch_rng"])
-        logger.info(
-            "resumed from %s at step %d (%.1f min trained)", ckpt_path, state.step, state.elapsed_s / 60
-        )
+    def next_batch(rng: random.Random, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x0, rows = batcher(rng, n)
+        return x0, table[rows].float()
 
-    sched = DDPMScheduler.from_config(latent_scheduler(cfg.num_train_timesteps).config)
-    snr = sched.alphas_cumprod / (1 - sched.alphas_cumprod).clamp(min=1e-8)
-    loss_weight = torch.minimum(snr, torch.tensor(cfg.min_snr_gamma)) / (snr + 1)
+    def export_ema(ema: dict, step: int) -> None:
+        export(ema, cfg.model, ckpt_dir / "vae", export_dir, step, ds_mod.vocabulary(ds))
 
-    unet.train()
-    start = last_ckpt = last_export = time.time()
-    window_loss, window_t = 0.0, time.time()
-    deadline = start + cfg.time_budget_min * 60
-    while state.step < cfg.max_steps and time.time() < deadline:
-        x0, rows = batcher(rng, cfg.batch_size)
-        cond = table[rows].float()
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,), generator=gen)
-        x_t = sched.add_noise(x0, noise, t)
-        target = sched.get_velocity(x0, noise, t)
-        pred = unet(x_t, t, encoder_hidden_states=cond, return_dict=False)[0]
-        loss = (F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3)) * loss_weight[t]).mean()
-        lr = cfg.lr * min(1.0, (state.step + 1) / cfg.warmup_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-        opt.step()
-        state.step += 1
-        state.samples_seen += cfg.batch_size
-        ema_update(ema, unet, min(cfg.ema_decay, (1 + state.step) / (10 + state.step)))
-
-        window_loss += loss.item()
-        if state.step % cfg.log_every == 0:
-            dt = time.time() - window_t
-            logger.info(
-                "step %d loss %.4f lr %.2e %.3f s/step (%.1f min total)",
-                state.step,
-                window_loss / cfg.log_every,
-                lr,
-                dt / cfg.log_every,
-                (state.elapsed_s + time.time() - start) / 60,
-            )
-            window_loss, window_t = 0.0, time.time()
-        if state.step % cfg.snapshot_every == 0:
-            torch.save(ema, ckpt_dir / f"ema_step{state.step:07d}.pt")
-        now = time.time()
-        if now - last_ckpt > cfg.ckpt_every_min * 60:
-            save_checkpoint(ckpt_path, unet, ema, opt, _elapsed(state, start), rng, gen, cfg)
-            last_ckpt = now
-        if export_dir is not None and now - last_export > cfg.export_every_min * 60:
-            try:  # an export problem (e.g. the VAE folder being rewritten) must never stop training
-                export(ema, cfg.model, ckpt_dir / "vae", export_dir, state.step, ds_mod.vocabulary(ds))
-            except Exception:
-                logger.exception("export failed at step %d; training goes on", state.step)
-            last_export = now
-
-    final = _elapsed(state, start)
-    save_checkpoint(ckpt_path, unet, ema, opt, final, rng, gen, cfg)
-    if export_dir is not None:
-        export(ema, cfg.model, ckpt_dir / "vae", export_dir, final.step, ds_mod.vocabulary(ds))
-    return final
-
-
-def _elapsed(state: State, start: float) -> State:
-    return dataclasses.replace(state, elapsed_s=state.elapsed_s + time.time() - start)
+    return train_v_prediction(
+        cfg,
+        latent_scheduler(cfg.num_train_timesteps),
+        next_batch,
+        ckpt_dir / "unet_ckpt.pt",
+        export_ema if export_dir is not None else None,
+        logger,
+    )
 
 
 def benchmark(model_cfg: UNetConfig, batch_size: int, steps: int = 5) -> float:

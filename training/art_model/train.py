@@ -14,7 +14,6 @@ AdamW, EMA of the weights, captions encoded once by MiniLM and cached.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -27,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
 
 from pipelines.art.pixel_diffusion import (
     MINILM_WHEEL_MODULE,
@@ -38,6 +36,7 @@ from pipelines.art.pixel_diffusion import (
     default_scheduler,
 )
 from training.art_model import dataset
+from training.diffusion_loop import State, train_v_prediction
 
 logger = logging.getLogger("art_model.train")
 
@@ -123,42 +122,6 @@ def caption_cache(ckpt_dir: Path) -> tuple[dict[str, int], torch.Tensor]:
 # training state
 
 
-@dataclass
-class State:
-    step: int = 0  # optimizer steps done
-    elapsed_s: float = 0.0  # training seconds over all sessions
-    samples_seen: int = 0  # images over all sessions
-
-
-def ema_update(ema: dict[str, torch.Tensor], model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        for name, p in model.state_dict().items():
-            if p.dtype.is_floating_point:
-                ema[name].mul_(decay).add_(p.detach(), alpha=1 - decay)
-            else:
-                ema[name].copy_(p)
-
-
-def save_checkpoint(
-    path: Path, unet, ema, opt, state: State, rng: random.Random, gen: torch.Generator, cfg
-) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "unet": unet.state_dict(),
-            "ema": ema,
-            "opt": opt.state_dict(),
-            "state": dataclasses.asdict(state),
-            "py_rng": rng.getstate(),
-            "torch_rng": gen.get_state(),
-            "config": dataclasses.asdict(cfg),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)  # atomic: a kill mid-write never corrupts the last good checkpoint
-    logger.info("checkpoint step %d -> %s", state.step, path)
-
-
 def export_pipeline(ema: dict[str, torch.Tensor], model_cfg: ModelConfig, out_dir: Path, step: int) -> None:
     """Write the EMA weights as a loadable diffusers pipeline folder (fp32, a few MB)."""
     unet = model_cfg.build()
@@ -181,110 +144,32 @@ def export_pipeline(ema: dict[str, torch.Tensor], model_cfg: ModelConfig, out_di
 
 
 def train(cfg: TrainConfig, ckpt_dir: Path, export_dir: Path | None) -> State:
-    torch.manual_seed(cfg.seed)
+    """Train the pixel UNet on freshly rendered scenes (training.diffusion_loop runs the steps)."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = ckpt_dir / "ckpt.pt"
     index, table = caption_cache(ckpt_dir)
     empty_row = index[""]
 
-    unet = cfg.model.build()
-    n_params = sum(p.numel() for p in unet.parameters())
-    logger.info("UNet: %.2fM parameters, config %s", n_params / 1e6, cfg.model)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
-    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
-    state = State()
-    rng = random.Random(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False)
-        unet.load_state_dict(ck["unet"])
-        ema = ck["ema"]
-        opt.load_state_dict(ck["opt"])
-        state = State(**ck["state"])
-        rng.setstate(ck["py_rng"])
-        gen.set_state(ck["torch_rng"])
-        logger.info(
-            "resumed from %s at step %d (%.1f min trained)", ckpt_path, state.step, state.elapsed_s / 60
-        )
-
-    # the training noise schedule (same betas as the DDIM sampler in the exported pipeline)
-    sched = DDPMScheduler.from_config(default_scheduler(cfg.num_train_timesteps).config)
-    alphas_cumprod = sched.alphas_cumprod  # [T]
-    snr = alphas_cumprod / (1 - alphas_cumprod).clamp(min=1e-8)  # signal-to-noise ratio per timestep
-    # min-SNR-gamma weight for v-prediction: min(snr, gamma) / (snr + 1)
-    loss_weight = torch.minimum(snr, torch.tensor(cfg.min_snr_gamma)) / (snr + 1)
-
-    unet.train()
-    start = time.time()
-    last_ckpt = last_export = start
-    window_loss, window_t = 0.0, time.time()
-    deadline = start + cfg.time_budget_min * 60
-    while state.step < cfg.max_steps and time.time() < deadline:
-        # 1. a fresh batch of procedural scenes and one random caption each
-        images, scenes = dataset.render_batch(rng, cfg.batch_size)
+    def next_batch(rng: random.Random, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # a fresh batch of procedural scenes, one random caption each (some dropped for CFG)
+        images, scenes = dataset.render_batch(rng, n)
         x0 = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1  # [B, 3, 32, 32] in [-1, 1]
         rows = [
             empty_row if rng.random() < cfg.caption_dropout else index[rng.choice(dataset.train_captions(s))]
             for s in scenes
         ]
-        cond = table[rows].float()  # [B, 1+L, 384]
+        return x0, table[rows].float()  # cond: [B, 1+L, 384]
 
-        # 2. forward diffusion: x_t = sqrt(a) x0 + sqrt(1-a) eps; target v = sqrt(a) eps - sqrt(1-a) x0
-        noise = torch.randn(x0.shape, generator=gen)
-        t = torch.randint(0, cfg.num_train_timesteps, (cfg.batch_size,), generator=gen)
-        x_t = sched.add_noise(x0, noise, t)
-        target = sched.get_velocity(x0, noise, t)
+    def export_ema(ema: dict, step: int) -> None:
+        export_pipeline(ema, cfg.model, export_dir, step)
 
-        # 3. predict v and take a min-SNR-weighted MSE step
-        pred = unet(x_t, t, encoder_hidden_states=cond, return_dict=False)[0]
-        loss = (F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3)) * loss_weight[t]).mean()
-        lr = cfg.lr * min(1.0, (state.step + 1) / cfg.warmup_steps)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), cfg.grad_clip)
-        opt.step()
-
-        # 4. EMA of the weights (warm-up so early exports are not dominated by the init)
-        state.step += 1
-        state.samples_seen += cfg.batch_size
-        ema_update(ema, unet, min(cfg.ema_decay, (1 + state.step) / (10 + state.step)))
-
-        window_loss += loss.item()
-        if state.step % cfg.log_every == 0:
-            dt = time.time() - window_t
-            logger.info(
-                "step %d loss %.4f lr %.2e %.3f s/step (%.1f min total)",
-                state.step,
-                window_loss / cfg.log_every,
-                lr,
-                dt / cfg.log_every,
-                (state.elapsed_s + time.time() - start) / 60,
-            )
-            window_loss, window_t = 0.0, time.time()
-        if state.step % cfg.snapshot_every == 0:
-            torch.save(ema, ckpt_dir / f"ema_step{state.step:07d}.pt")
-        now = time.time()
-        if now - last_ckpt > cfg.ckpt_every_min * 60:
-            save_checkpoint(ckpt_path, unet, ema, opt, _elapsed(state, start), rng, gen, cfg)
-            last_ckpt = now
-        if export_dir is not None and now - last_export > cfg.export_every_min * 60:
-            export_pipeline(ema, cfg.model, export_dir, state.step)
-            last_export = now
-
-    final = _elapsed(state, start)
-    save_checkpoint(ckpt_path, unet, ema, opt, final, rng, gen, cfg)
-    torch.save(ema, ckpt_dir / f"ema_step{final.step:07d}.pt")
-    if export_dir is not None:
-        export_pipeline(ema, cfg.model, export_dir, final.step)
-    return final
-
-
-def _elapsed(state: State, start: float) -> State:
-    """A copy of the state with this session's time added (the live one keeps counting from start)."""
-    return dataclasses.replace(state, elapsed_s=state.elapsed_s + time.time() - start)
+    return train_v_prediction(
+        cfg,
+        default_scheduler(cfg.num_train_timesteps),
+        next_batch,
+        ckpt_dir / "ckpt.pt",
+        export_ema if export_dir is not None else None,
+        logger,
+    )
 
 
 def benchmark(model_cfg: ModelConfig, batch_size: int, steps: int = 6) -> float:
