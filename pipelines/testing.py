@@ -100,7 +100,7 @@ def tiny_sd_components(seed: int = 0) -> dict:
 
 def tiny_latent_art_components(seed: int = 0) -> tuple[Any, Any]:
     """A random AutoencoderKL (64 px -> 16x16x4) and a text-conditioned UNet shaped like the offline v2 model."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import AutoencoderKL
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(
@@ -115,10 +115,19 @@ def tiny_latent_art_components(seed: int = 0) -> tuple[Any, Any]:
         sample_size=64,
         mid_block_add_attention=False,
     )
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
+    return vae, tiny_minilm_unet(channels=4)
+
+
+def tiny_minilm_unet(channels: int, sample_size: int = 16, seed: int | None = None) -> Any:
+    """A 2-block UNet conditioned on MiniLM token states (384-d), like the project's offline art models."""
+    from diffusers import UNet2DConditionModel
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=sample_size,
+        in_channels=channels,
+        out_channels=channels,
         block_out_channels=(8, 16),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -129,7 +138,6 @@ def tiny_latent_art_components(seed: int = 0) -> tuple[Any, Any]:
         addition_embed_type="text",
         addition_embed_type_num_heads=8,
     )
-    return vae, unet
 
 
 def save_tiny_sd(folder: Path, seed: int = 0) -> Path:

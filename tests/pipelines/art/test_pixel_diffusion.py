@@ -13,9 +13,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import DDPMScheduler
 
 from pipelines.art.pixel_diffusion import MiniLMTextEncoder, PixelDiffusionPipeline, default_scheduler
+from pipelines.testing import tiny_minilm_unet
 
 REPO = Path(__file__).resolve().parents[3]
 MODEL_DIR = REPO / "assets" / "models" / "art-offline-shapes"
@@ -33,21 +34,7 @@ def encoder() -> MiniLMTextEncoder:
 
 @pytest.fixture
 def tiny_pipe(encoder: MiniLMTextEncoder) -> PixelDiffusionPipeline:
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=384,
-        attention_head_dim=8,
-        norm_num_groups=4,
-        addition_embed_type="text",
-        addition_embed_type_num_heads=8,
-    )
+    unet = tiny_minilm_unet(channels=3, seed=0)
     pipe = PixelDiffusionPipeline(unet=unet, scheduler=default_scheduler(), default_upscale=1)
     pipe.set_text_encoder(encoder)
     pipe.set_progress_bar_config(disable=True)
