@@ -123,6 +123,14 @@ def test_pipelines_has_only_packages_at_its_top_level() -> None:
     assert top == ["__init__.py", "testing.py"]
 
 
+def test_no_module_of_pipelines_is_over_500_lines() -> None:
+    """Short modules: a task's file that outgrows 500 lines is split by responsibility."""
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "pipelines").rglob("*.py")
+    }
+    assert {path: n for path, n in sizes.items() if n > 500} == {}
+
+
 def test_no_model_loads_at_import() -> None:
     """Importing every module must not probe hardware or load weights (checked by a fresh process)."""
     import subprocess

@@ -2,6 +2,7 @@
 
 from pipelines.art.clip_guidance import CLIP_ENV, ClipGuidance, clip_score
 from pipelines.art.hires import HIRES_UPSCALERS, HiresOptions
+from pipelines.art.images import load_init_image
 from pipelines.art.inpaint import MASKED_CONTENT, InpaintOptions
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
 from pipelines.art.lora import LoraSpec, parse_lora_text
@@ -13,7 +14,6 @@ from pipelines.art.pipeline import (
     ArtPipeline,
     ArtRequest,
     ArtResult,
-    load_init_image,
 )
 from pipelines.art.presets import StylePreset, apply_styles, load_styles, style_names
 from pipelines.art.travel import PromptTravel, TextEmbedding, TravelSession

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import io
 import logging
 import math
 import random
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from pipelines.art.clip_guidance import ClipGuidance, check_clip, clip_score
 from pipelines.art.hires import HiresOptions, check_hires, hires_settings, second_pass_steps
@@ -234,26 +233,6 @@ def validate(request: ArtRequest, native: int, max_side: int) -> tuple[ArtReques
         seed=seed,
     )
     return cleaned, notices
-
-
-def load_init_image(source: Any) -> Image.Image:
-    """Path, bytes or PIL -> RGB image, or a UserError a person understands."""
-    if isinstance(source, Image.Image):
-        return source.convert("RGB")
-    try:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            data = Path(source).read_bytes()
-        if not data:
-            raise UserError("The init image is an empty (zero-byte) file.")
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.convert("RGB")
-    except UserError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise UserError(f"The init image could not be read as an image ({type(error).__name__}).") from None
 
 
 # -- generation ----------------------------------------------------------------------------------

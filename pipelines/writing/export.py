@@ -38,6 +38,8 @@ def request_params(
             cancelled=result.cancelled,
             backend=result.backend,
         )
+        if result.ending_notice:  # the story was run on or trimmed to end on a sentence
+            params["ending"] = result.ending_notice
     return params
 
 

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pipelines.art.images import load_init_image
 from pipelines.art.models import DEBUG_ID
-from pipelines.art.pipeline import SAMPLERS, ArtPipeline, ArtRequest, load_init_image
+from pipelines.art.pipeline import SAMPLERS, ArtPipeline, ArtRequest
 from pipelines.metadata.png import GenerationParameters, read_png_parameters
 from pipelines.testing import save_tiny_sd
 from studio.events import CancelToken, Finished, Notice, Started, Step, UserError

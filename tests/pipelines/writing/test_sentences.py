@@ -111,7 +111,9 @@ def test_a_story_still_mid_sentence_at_the_cap_is_trimmed_and_says_so(writer: Wr
     # the streamed text ends on the trimmed text too: the last Step replaces the cut-off tail
     steps = [e for e in events if isinstance(e, Step)]
     assert steps[-1].preview == result.text and len(steps[-2].preview) > len(result.text)
-    assert result.path.read_text(encoding="utf-8").rstrip().endswith(result.text[-20:])
+    saved = result.path.read_text(encoding="utf-8")
+    assert saved.rstrip().endswith(result.text[-20:])
+    assert f'ending: "{TRIMMED_NOTICE}"' in saved  # History keeps why the story was cut
 
 
 def test_with_no_full_sentence_the_text_is_kept_and_the_notice_says_why(writer: WritingPipeline) -> None:
