@@ -6,7 +6,7 @@ from pipelines.art.images import load_init_image
 from pipelines.art.inpaint import MASKED_CONTENT, InpaintOptions
 from pipelines.art.latent_preview import LatentPreviewer, previewer_for
 from pipelines.art.lora import LoraSpec, parse_lora_text
-from pipelines.art.models import register_art_models
+from pipelines.art.models import model_vocabulary, register_art_models
 from pipelines.art.pipeline import (
     SAMPLERS,
     TASK,
@@ -20,6 +20,7 @@ from pipelines.art.travel import PromptTravel, TextEmbedding, TravelSession
 from pipelines.art.xyz import AXIS_TYPES, MAX_CELLS, Axis, XYZPlot, XYZRequest, XYZResult
 
 __all__ = [
+    "model_vocabulary",
     "CLIP_ENV",
     "ClipGuidance",
     "clip_score",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from pipelines import ASSETS_DIR
 from pipelines.art.pipeline import TASK, ArtModel, load_diffusers_art, wrap_pipeline
-from pipelines.art.vocabulary import load_vocabulary
+from pipelines.art.vocabulary import Vocabulary, load_vocabulary
 from pipelines.testing import save_tiny_sd
 from studio.device import DevicePlan
-from studio.registry import ModelEntry, ModelRegistry, Source
+from studio.registry import ModelEntry, ModelLoadError, ModelRegistry, Source
 
 DEBUG_ID = "debug-tiny-sd"
 OFFLINE_ID = "art-offline"  # the embedded default: v2 (latent, emoji subjects) once its weights are bundled
@@ -138,3 +138,14 @@ def load_project_model(entry: ModelEntry, plan: DevicePlan) -> ArtModel:
     pipe = cls.from_pretrained(entry.path, dtype=plan.dtype)
     pipe.set_progress_bar_config(disable=True)
     return replace(wrap_pipeline(pipe, plan, entry.display), vocabulary=load_vocabulary(entry.path))
+
+
+def model_vocabulary(registry: ModelRegistry, model_id: str) -> Vocabulary | None:
+    """What a bundled model knows, read from its folder without loading it (None: no vocabulary, e.g. hub models)."""
+    try:
+        entry = registry.entry(model_id, TASK)
+    except ModelLoadError:  # not a model id at all: nothing to show
+        return None
+    if entry.source is not Source.BUNDLED or not Path(entry.path).is_dir():
+        return None
+    return load_vocabulary(entry.path)

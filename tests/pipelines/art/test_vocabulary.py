@@ -10,7 +10,14 @@ import pytest
 
 from pipelines.art import ArtPipeline, ArtRequest
 from pipelines.art.latent_diffusion import LatentArtPipeline
-from pipelines.art.models import OFFLINE_ID, SHAPES_DIR, SHAPES_ID, load_project_model, model_version
+from pipelines.art.models import (
+    OFFLINE_ID,
+    SHAPES_DIR,
+    SHAPES_ID,
+    load_project_model,
+    model_version,
+    model_vocabulary,
+)
 from pipelines.art.vocabulary import load_vocabulary, save_vocabulary, vocabulary_from_dict
 from pipelines.testing import tiny_latent_art_components
 from studio.device import plan_for
@@ -46,6 +53,15 @@ def test_the_bundled_shapes_model_has_a_vocabulary_and_both_ids_are_registered(c
     assert entries[SHAPES_ID].version == "1.0" and "v1.0" in entries[SHAPES_ID].display
     assert entries[OFFLINE_ID].version in ("1.0", "2.0")  # v2 takes the id once its weights are bundled
     assert model_version(Path(entries[OFFLINE_ID].path)) == entries[OFFLINE_ID].version
+
+
+def test_the_ui_reads_a_bundled_models_vocabulary_without_loading_it(ctx) -> None:
+    vocab = model_vocabulary(ctx.registry, SHAPES_ID)
+    assert vocab is not None and vocab.n_subjects > 10 and vocab.styles == ("pixel art",)
+    assert model_vocabulary(ctx.registry, OFFLINE_ID) is not None
+    assert SHAPES_ID not in ctx.registry.loaded_ids()
+    for other in ("stabilityai/sd-turbo", "debug-tiny-sd", "not a model id!"):
+        assert model_vocabulary(ctx.registry, other) is None, other
 
 
 def test_an_unknown_prompt_on_the_shapes_model_still_draws_and_says_what_it_knows(ctx) -> None:
