@@ -203,7 +203,7 @@ def status_html(text: str) -> str:
     )
 
 
-def progress_on(target: gr.components.Component | list[Any], show: str = "full") -> dict[str, Any]:
+def progress_on(target: gr.components.Component | list[Any], show: str = "minimal") -> dict[str, Any]:
     """Event options: Gradio's progress shows on `target` only, never over the job's other outputs."""
     targets = target if isinstance(target, list) else [target]
     return {"show_progress": show, "show_progress_on": targets}

@@ -284,7 +284,8 @@ def build(ctx: StudioContext) -> MusicPage:
                 audio_format=fmt,
             )
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.compose(music_request, cancel), progress, ctx, request):
+                # the bars show in the job's panel ("Bar 3/8"), not as Gradio's "steps" (Waiting still is)
+                for event in follow(pipeline.compose(music_request, cancel), None, ctx, request):
                     if isinstance(event, Step):
                         skip = gr.skip()
                         yield skip, skip, skip, skip, skip, skip, bar_progress(event, "composing")
@@ -326,9 +327,7 @@ def build(ctx: StudioContext) -> MusicPage:
             )
             try:
                 with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                    for event in follow(
-                        pipeline.continue_piece(music_request, cancel), progress, ctx, request
-                    ):
+                    for event in follow(pipeline.continue_piece(music_request, cancel), None, ctx, request):
                         if isinstance(event, Step):
                             skip = gr.skip()
                             yield skip, skip, skip, skip, skip, skip, bar_progress(event, "continuing")

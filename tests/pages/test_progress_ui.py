@@ -70,7 +70,7 @@ def test_progress_panels_are_outputs_with_the_panel_class(demo) -> None:
         (panel,) = fn.show_progress_on
         assert isinstance(panel, gr.HTML) and PROGRESS_CLASS in (panel.elem_classes or []), api_name
         assert panel in fn.outputs, api_name  # the page writes its own label and bar into it
-        assert fn.show_progress == "full"
+        assert fn.show_progress == "minimal"  # a small timer/queue note; the page's own bar stays readable
 
 
 def test_top_tabs_and_sub_tabs_wrap_instead_of_a_menu(demo) -> None:
