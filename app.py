@@ -99,7 +99,8 @@ def build_app(ctx: StudioContext):
     delete_cache = (min(max(cache_age, 60), 3600), max(cache_age, 60)) if cache_age > 0 else None
     with gr.Blocks(title="Creative Studio", delete_cache=delete_cache) as demo:
         gr.Markdown("# Creative Studio\nWrite, paint, compose and restyle — offline-first, hub-ready.")
-        with gr.Tabs() as tabs:
+        # "wrap": on a phone every tab stays a visible button (a second row), never behind a "•••" menu
+        with gr.Tabs(overflow_behavior="wrap", elem_id="studio-tabs") as tabs:
             with gr.Tab("Writing Assistant", id="writing"):
                 writing.blocks.render()
             with gr.Tab("Art Platform", id="art"):

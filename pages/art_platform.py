@@ -28,8 +28,12 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
-    plan_markdown,
+    progress_html,
+    progress_on,
+    progress_panel,
     session_key,
+    status_html,
+    status_line,
     turn_label,
 )
 from pages.serving import served, viewer, visible_history
@@ -137,6 +141,7 @@ def build(ctx: StudioContext) -> ArtPage:
                     )
             # -- outputs -------------------------------------------------------------------------
             with gr.Column(scale=6, min_width=320):
+                progress = progress_panel("art-progress", "Ready: the preview forms here step by step.")
                 preview = gr.Image(
                     label="Preview",
                     type="pil",
@@ -154,18 +159,39 @@ def build(ctx: StudioContext) -> ArtPage:
                         "Send to Video (as a keyframe)", size="sm", elem_id="art-to-video"
                     )
                     result_file = gr.Image(visible=False, type="filepath", label="Last result")
-                gallery = gr.Gallery(label="This session", columns=4, height=220, elem_id="art-gallery")
+                gallery = gr.Gallery(
+                    label="This session",
+                    columns=4,
+                    height=300,
+                    object_fit="contain",
+                    fit_columns=False,  # whole images, never cropped
+                    preview=False,
+                    elem_id="art-gallery",
+                )
         with gr.Accordion("History", open=False):
             with gr.Row():
                 refresh_btn = gr.Button("Refresh history", size="sm")
                 reuse_btn = gr.Button("Reuse parameters", size="sm", variant="secondary")
-            history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="art-history")
+            history = gr.Gallery(
+                label="Saved results",
+                columns=6,
+                height=320,
+                object_fit="contain",
+                fit_columns=False,
+                elem_id="art-history",
+            )
             history_params = gr.JSON(label="Selected result's parameters")
         with gr.Accordion("PNG Info and X/Y/Z plot", open=False, elem_id="art-tools-accordion"):
             fields = [model, prompt, negative, sampler, steps, cfg, width, height, seed, init_image, strength]
             render_tools(ctx, ArtControls(*fields, styles=prompt_tools.styles, inpaint_image=inpaint.editor))
-        plan_info = gr.Markdown(plan_markdown(ctx))
-        gr.Examples(EXAMPLES, inputs=[prompt, negative, sampler, steps, cfg], label="Quick starts")
+        plan_info = gr.Markdown(status_line(ctx), elem_id="art-status-line")
+        gr.Examples(
+            EXAMPLES,
+            inputs=[prompt, negative, sampler, steps, cfg],
+            label="Quick starts",
+            example_labels=[row[0] for row in EXAMPLES],  # buttons that wrap, not a wide table
+            elem_id="art-quick-starts",
+        )
 
         session_results = gr.State([])  # [(path, caption)] of this session
         last_seed = gr.State(-1)
@@ -291,7 +317,9 @@ def build(ctx: StudioContext) -> ArtPage:
                     if isinstance(event, Step) and event.preview is not None:
                         eta = f" · ETA {event.eta_s:.1f}s" if event.eta_s is not None else ""
                         status = f"Denoising… step {event.index}/{event.total}{eta}"
-                        yield event.preview, gr.skip(), status, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                        bar = progress_html(event.index, event.total, "Step", f"denoising{eta}")
+                        skip = gr.skip()
+                        yield event.preview, skip, status, skip, skip, skip, skip, bar
                     elif isinstance(event, Finished):
                         yield _finished(event.result, results, ctx)
 
@@ -302,10 +330,14 @@ def build(ctx: StudioContext) -> ArtPage:
             results = [*new, *results]
             if not result.images:
                 stopped = "Stopped before the first image finished."
-                return gr.skip(), results, stopped, gr.skip(), results, gr.skip(), gr.skip()
+                skip = gr.skip()
+                return skip, results, stopped, skip, results, skip, skip, status_html(stopped)
             last = result.images[-1]
             note = " (stopped early: the finished images are saved)" if result.cancelled else ""
-            model_plan = plan_markdown(ctx, _applied(ctx, result))
+            count = len(result.images)
+            done = (
+                f"{'Stopped' if result.cancelled else 'Done'}: {count} image{'s' if count != 1 else ''} saved"
+            )
             return (
                 str(last.path),
                 results,
@@ -313,7 +345,8 @@ def build(ctx: StudioContext) -> ArtPage:
                 str(last.path),
                 results,
                 last.seed,
-                model_plan,
+                status_line(ctx),
+                status_html(done),
             )
 
         generate_event = generate_btn.click(
@@ -341,10 +374,11 @@ def build(ctx: StudioContext) -> ArtPage:
                 extras.clip_model,
                 extras.clip_scale,
             ],
-            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
+            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info, progress],
             api_name="art_generate",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(progress),  # the preview, parameters and gallery stay uncovered
         )
         inpaint_event = inpaint.button.click(
             inpaint_image,
@@ -353,10 +387,11 @@ def build(ctx: StudioContext) -> ArtPage:
                 *[model, prompt, negative, sampler, steps, cfg, width, height, seed, batch],
                 *[strength, preview_every, full_every, session_results, prompt_tools.styles, extras.loras],
             ],
-            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info],
+            outputs=[preview, gallery, info, result_file, session_results, last_seed, plan_info, progress],
             api_name="art_inpaint",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(progress),
         )
         inpaint.send_result.click(
             friendly_errors(editor_value), result_file, inpaint.editor, api_name="art_send_to_inpaint"
@@ -462,11 +497,6 @@ def _whole(value: Any, name: str) -> int:
     if number != int(number):
         raise UserError(f"{name} must be a whole number (got {number}).")
     return int(number)
-
-
-def _applied(ctx: StudioContext, result: ArtResult) -> tuple[str, ...]:
-    loaded = [ctx.registry.peek(mid) for mid in ctx.registry.loaded_ids()]
-    return next((m.applied for m in loaded if getattr(m, "label", None) == result.model), ())
 
 
 if __name__ == "__main__":

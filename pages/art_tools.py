@@ -23,6 +23,7 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
+    progress_on,
     session_key,
     turn_label,
 )
@@ -159,6 +160,7 @@ def render_prompt_tools(ctx: StudioContext, prompt: gr.Textbox, negative: gr.Tex
         api_name="art_expand_prompt",
         concurrency_id=HEAVY,
         concurrency_limit=HEAVY_ADMISSION,
+        **progress_on(final_prompt),  # the prompt box streams the expansion, uncovered
     )
     return PromptTools(styles, final_prompt, expand_btn)
 
@@ -436,6 +438,7 @@ def render_xyz(ctx: StudioContext, controls: ArtControls) -> gr.Image:
         api_name="art_xyz",
         concurrency_id=HEAVY,
         concurrency_limit=HEAVY_ADMISSION,
+        **progress_on(status),  # the grid's cells stay visible as they render
     )
     stop_btn.click(make_stop_handler(ctx), None, None, api_name="art_xyz_stop", cancels=[run_event])
     return grid
@@ -477,7 +480,7 @@ def _xyz_outputs(result: XYZResult) -> tuple[Any, ...]:
 
 def render_tools(ctx: StudioContext, controls: ArtControls) -> ArtTools:
     """The PNG Info and X/Y/Z plot sub-tabs, inside the caller's Blocks."""
-    with gr.Tabs(elem_id="art-tools"):
+    with gr.Tabs(elem_id="art-tools", overflow_behavior="wrap"):
         with gr.Tab("PNG Info", elem_id="art-pnginfo-tab"):
             png_image, png_text = render_pnginfo(ctx, controls)
         with gr.Tab("X/Y/Z plot", elem_id="art-xyz-tab"):

@@ -6,6 +6,7 @@ Pipelines raise `UserError` for bad input and yield typed events; pages never se
 from __future__ import annotations
 
 import functools
+import html
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -155,6 +156,78 @@ def make_stop_handler(ctx: StudioContext) -> Callable[[gr.Request], None]:
             gr.Info("Stopping after the current step…")
 
     return stop
+
+
+# -- progress that never hides the result -------------------------------------------------------------
+#
+# A long job shows its progress in a small panel of its own (a label and a bar), and Gradio's progress
+# overlay is pointed at that panel with `show_progress_on`, so the preview image, the parameters and
+# the galleries the job updates are never covered while they stream.
+
+PROGRESS_CLASS = "job-progress"
+
+
+def progress_panel(elem_id: str, idle: str = "") -> gr.HTML:
+    """The job's own progress line: where its label, its bar and Gradio's progress overlay show."""
+    return gr.HTML(
+        status_html(idle),
+        elem_id=elem_id,
+        elem_classes=[PROGRESS_CLASS],
+        js_on_load=None,
+        min_height=36,
+        padding=False,
+    )
+
+
+def progress_html(done: float, total: float, label: str, detail: str = "", unit: str = "") -> str:
+    """A label and a bar, bounded by the total: "Bar 8/8 · composing" never reads "bar 9/8"."""
+    total = max(int(total), 1)
+    done = min(max(int(done), 0), total)
+    unit = f" {unit}" if unit else ""
+    text = f"{label} {done}/{total}{unit}" + (f" · {detail}" if detail else "")
+    return (
+        f'<div class="job-progress-row" role="status">'
+        f'<span class="job-progress-label">{html.escape(text)}</span>'
+        f'<progress class="job-progress-bar" max="{total}" value="{done}" '
+        f'aria-label="{html.escape(label)} {done} of {total}"></progress></div>'
+    )
+
+
+def status_html(text: str) -> str:
+    """The panel's line when no bar is running (ready, done, stopped)."""
+    if not text:
+        return '<div class="job-progress-row job-progress-idle"></div>'
+    return (
+        f'<div class="job-progress-row job-progress-idle" role="status">'
+        f'<span class="job-progress-label">{html.escape(text)}</span></div>'
+    )
+
+
+def progress_on(target: gr.components.Component | list[Any], show: str = "minimal") -> dict[str, Any]:
+    """Event options: Gradio's progress shows on `target` only, never over the job's other outputs."""
+    targets = target if isinstance(target, list) else [target]
+    return {"show_progress": show, "show_progress_on": targets}
+
+
+# -- the device, in plain words ----------------------------------------------------------------------
+
+
+def status_line(ctx: StudioContext) -> str:
+    """The one line a user needs about where things run ("Running on this computer's CPU · offline").
+
+    The device plan (dtype, memory tier, free memory) lives in the Settings and device plan panel.
+    """
+    device = str(ctx.plan.device)
+    if device.startswith("cuda"):
+        where = "this computer's graphics card (GPU)"
+    elif device == "mps":
+        where = "this Mac's graphics chip"
+    else:
+        where = "this computer's CPU"
+    text = f"Running on {where}"
+    if ctx.settings.offline:
+        text += " · offline"
+    return text
 
 
 def plan_markdown(ctx: StudioContext, applied: tuple[str, ...] | list[str] = ()) -> str:

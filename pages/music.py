@@ -14,8 +14,12 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
-    plan_markdown,
+    progress_html,
+    progress_on,
+    progress_panel,
     session_key,
+    status_html,
+    status_line,
     turn_label,
 )
 from pages.serving import discard_uploads, served, served_all
@@ -41,6 +45,7 @@ from studio.inputs import parse_seed
 
 GM_NAMES = list(GM_CHOICES)
 GM_BY_NUMBER = {number: name for name, number in GM_CHOICES.items()}
+MUSIC_READY = "Ready: the bars are counted here as they are composed."
 STYLE_LABELS = {
     "chorale": "Bach chorale (4 voices)",
     "folk": "Folk song (Essen)",
@@ -71,6 +76,16 @@ def _downloads(ctx: StudioContext, request: gr.Request, result: MusicResult) -> 
     return served_all(ctx, request, files)
 
 
+def bar_progress(event: Step, doing: str) -> str:
+    """The music progress label, e.g. "Bar 3/8 · composing": the pipeline's bar count, bounded."""
+    info = event.info or {}
+    if "bars" in info and info.get("bars_total"):
+        total = int(info["bars_total"])
+        detail = "audio rendered" if info.get("stage") == "rendered" else doing
+        return progress_html(min(int(info["bars"]), total), total, "Bar", detail)
+    return progress_html(event.index, event.total, "Step", doing)
+
+
 def build(ctx: StudioContext) -> MusicPage:
     pipeline = MusicPipeline(ctx.registry, ctx.store)
     text_models = [(e.display, e.id) for e in ctx.registry.entries(TEXT_TASK)]
@@ -78,7 +93,7 @@ def build(ctx: StudioContext) -> MusicPage:
     with gr.Blocks() as blocks:
         last_wav = gr.State(None)  # the latest result's WAV and MIDI, for "Analyse the last result"
         last_midi = gr.State(None)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap", elem_id="music-tabs"):  # every sub-tab on a phone
             # -- Compose -------------------------------------------------------------------------
             with gr.Tab("Compose", id="music-compose"):
                 with gr.Row(equal_height=False):
@@ -119,12 +134,12 @@ def build(ctx: StudioContext) -> MusicPage:
                             )
                             stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="music-stop")
                     with gr.Column(scale=6, min_width=320):
+                        progress = progress_panel("music-progress", MUSIC_READY)
                         player = gr.Audio(
                             label="Listen", type="filepath", interactive=False, elem_id="music-player"
                         )
                         roll = gr.Image(
                             label="Pianoroll",
-                            show_label=False,
                             type="filepath",
                             interactive=False,
                             elem_id="music-pianoroll",
@@ -167,10 +182,9 @@ def build(ctx: StudioContext) -> MusicPage:
                             continue_btn = gr.Button("Continue", variant="primary", scale=3)
                             cont_stop = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=6, min_width=320):
+                        cont_progress = progress_panel("music-cont-progress", MUSIC_READY)
                         cont_player = gr.Audio(label="Listen", type="filepath", interactive=False)
-                        cont_roll = gr.Image(
-                            label="Pianoroll", show_label=False, type="filepath", interactive=False
-                        )
+                        cont_roll = gr.Image(label="Pianoroll", type="filepath", interactive=False)
                         cont_info = gr.Markdown("")
                         cont_files = gr.File(label="Downloads", file_count="multiple")
 
@@ -219,10 +233,11 @@ def build(ctx: StudioContext) -> MusicPage:
                             mg_btn = gr.Button("Generate", variant="primary", scale=3)
                             mg_stop = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=6, min_width=320):
+                        mg_progress = progress_panel("music-text-progress", "Ready.")
                         mg_player = gr.Audio(label="Listen", type="filepath", interactive=False)
                         mg_info = gr.Markdown("")
                         mg_files = gr.File(label="Downloads (WAV, MP3/OGG)", file_count="multiple")
-        gr.Markdown(plan_markdown(ctx))
+        gr.Markdown(status_line(ctx), elem_classes=["studio-status-line"])
 
         # -- handlers ----------------------------------------------------------------------------
         def on_style(chosen: str) -> list[Any]:
@@ -239,6 +254,7 @@ def build(ctx: StudioContext) -> MusicPage:
                 served(ctx, request, result.files.compressed), served(ctx, request, result.files.pianoroll),
                 note, _downloads(ctx, request, result),
                 str(result.files.wav), str(result.files.midi),
+                status_html(f"Done: saved as #{result.record_id}"),
             )  # fmt: skip
 
         @friendly_errors
@@ -268,20 +284,22 @@ def build(ctx: StudioContext) -> MusicPage:
                 audio_format=fmt,
             )
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                for event in follow(pipeline.compose(music_request, cancel), progress, ctx, request):
+                # the bars show in the job's panel ("Bar 3/8"), not as Gradio's "steps" (Waiting still is)
+                for event in follow(pipeline.compose(music_request, cancel), None, ctx, request):
                     if isinstance(event, Step):
-                        status = f"Composing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
-                        yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+                        skip = gr.skip()
+                        yield skip, skip, skip, skip, skip, skip, bar_progress(event, "composing")
                     elif isinstance(event, Finished):
                         yield finished(event.result, request)
 
         compose_event = compose_btn.click(
             compose,
             [style, key, tempo, bars, temperature, seed, *instruments, audio_format],
-            [player, roll, info, files, last_wav, last_midi],
+            [player, roll, info, files, last_wav, last_midi, progress],
             api_name="music_compose",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(progress),  # the player and pianoroll stay uncovered
         )
 
         @friendly_errors
@@ -309,14 +327,10 @@ def build(ctx: StudioContext) -> MusicPage:
             )
             try:
                 with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
-                    for event in follow(
-                        pipeline.continue_piece(music_request, cancel), progress, ctx, request
-                    ):
+                    for event in follow(pipeline.continue_piece(music_request, cancel), None, ctx, request):
                         if isinstance(event, Step):
-                            status = (
-                                f"Continuing… bar {event.info.get('bars', event.index)}/{event.total - 1}"
-                            )
-                            yield gr.skip(), gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
+                            skip = gr.skip()
+                            yield skip, skip, skip, skip, skip, skip, bar_progress(event, "continuing")
                         elif isinstance(event, Finished):
                             result: MusicResult = event.result
                             out = list(finished(result, request))
@@ -328,10 +342,11 @@ def build(ctx: StudioContext) -> MusicPage:
         continue_event = continue_btn.click(
             continue_piece,
             [cont_midi, cont_audio, cont_style, cont_bars, cont_key, cont_tempo, cont_temperature, cont_seed],
-            [cont_player, cont_roll, cont_info, cont_files, last_wav, last_midi],
+            [cont_player, cont_roll, cont_info, cont_files, last_wav, last_midi, cont_progress],
             api_name="music_continue",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(cont_progress),
         )
 
         @friendly_errors
@@ -358,14 +373,14 @@ def build(ctx: StudioContext) -> MusicPage:
                 discard_uploads(ctx, audio_path, midi_path)  # big uploads go once the job ends
 
         analyse_outputs = [an_summary, an_wave, an_mel, an_roll]
+        analyse_options = dict(concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION)
+        analyse_options |= progress_on(an_summary)  # the figures stay uncovered
         analyse_btn.click(
-            analyse, [an_audio, an_midi], analyse_outputs, api_name="music_analyse",
-            concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION,
-        )  # fmt: skip
+            analyse, [an_audio, an_midi], analyse_outputs, api_name="music_analyse", **analyse_options
+        )
         analyse_last_btn.click(
-            analyse, [last_wav, last_midi], analyse_outputs, api_name="music_analyse_last",
-            concurrency_id=HEAVY, concurrency_limit=HEAVY_ADMISSION,
-        )  # fmt: skip
+            analyse, [last_wav, last_midi], analyse_outputs, api_name="music_analyse_last", **analyse_options
+        )
 
         @friendly_errors
         def text_to_music(
@@ -387,8 +402,9 @@ def build(ctx: StudioContext) -> MusicPage:
             with ctx.jobs.job(session_key(request), on_wait=turn_label(progress)) as cancel:
                 for event in follow(pipeline.text_to_music(music_request, cancel), progress, ctx, request):
                     if isinstance(event, Step):
-                        status = f"Generating… {event.info.get('seconds', 0):.1f} s of audio"
-                        yield gr.skip(), status, gr.skip()
+                        seconds = f"{event.info.get('seconds', 0):.1f} s of audio"
+                        bar = progress_html(event.index, event.total, "Generating", seconds, unit="frames")
+                        yield gr.skip(), gr.skip(), gr.skip(), bar
                     elif isinstance(event, Finished):
                         result: MusicResult = event.result
                         note = f"**{result.summary}** · saved as #{result.record_id}"
@@ -396,15 +412,17 @@ def build(ctx: StudioContext) -> MusicPage:
                             served(ctx, request, result.files.compressed),
                             note,
                             _downloads(ctx, request, result),
+                            status_html(f"Done: saved as #{result.record_id}"),
                         )
 
         text_event = mg_btn.click(
             text_to_music,
             [mg_model, mg_prompt, mg_duration, mg_guidance, mg_seed],
-            [mg_player, mg_info, mg_files],
+            [mg_player, mg_info, mg_files, mg_progress],
             api_name="music_text_to_music",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(mg_progress),
         )
         stop = make_stop_handler(ctx)
         stop_btn.click(stop, None, None, api_name="music_stop", cancels=[compose_event])

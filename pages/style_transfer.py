@@ -14,8 +14,12 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
-    plan_markdown,
+    progress_html,
+    progress_on,
+    progress_panel,
     session_key,
+    status_html,
+    status_line,
     turn_label,
 )
 from pages.serving import discard_uploads, served, visible_history
@@ -29,6 +33,7 @@ from pipelines.style import (
     StyleResult,
     limits_for,
     parse_blend,
+    style_label,
     thumbnail_paths,
 )
 from studio.context import StudioContext
@@ -80,8 +85,10 @@ class StylePage:
 def build(ctx: StudioContext) -> StylePage:
     pipeline = StylePipeline(ctx.registry, ctx.store)
     limits = limits_for(ctx.plan)
-    thumbs = [(str(p), f"{k}") for k, p in enumerate(thumbnail_paths(ctx.registry, ctx.settings.data_dir))]
-    style_choices = [(f"Style {k}", k) for k in range(NUM_STYLES)]
+    thumbs = [
+        (str(p), style_label(k)) for k, p in enumerate(thumbnail_paths(ctx.registry, ctx.settings.data_dir))
+    ]
+    style_choices = [(style_label(k), k) for k in range(NUM_STYLES)]
     gatys_default = min(256, limits.gatys_side)
 
     with gr.Blocks() as blocks:
@@ -101,10 +108,11 @@ def build(ctx: StudioContext) -> StylePage:
                     gallery = gr.Gallery(
                         thumbs,
                         label="Styles (click one)",
-                        columns=7,
-                        height=230,
+                        columns=4,  # studio.css lets the grid fit as many ~96 px columns as the box holds
+                        height=340,  # the box scrolls: every style reachable, none clipped
                         allow_preview=False,
-                        object_fit="cover",
+                        object_fit="contain",
+                        fit_columns=False,
                         elem_id="style-gallery",
                     )
                     with gr.Row():
@@ -143,7 +151,15 @@ def build(ctx: StudioContext) -> StylePage:
                     )
                 with gr.Group(visible=False) as gatys_group:
                     with gr.Row():
-                        iterations = gr.Slider(1, 1000, value=100, step=1, label="Iterations", min_width=140)
+                        iterations = gr.Slider(
+                            1,
+                            1000,
+                            value=100,
+                            step=1,
+                            label="Iterations",
+                            min_width=140,
+                            elem_id="style-iterations",
+                        )
                         gatys_size = gr.Slider(
                             32,
                             limits.gatys_side,
@@ -151,6 +167,7 @@ def build(ctx: StudioContext) -> StylePage:
                             step=32,
                             label=f"Working size (≤ {limits.gatys_side} px on this device)",
                             min_width=140,
+                            elem_id="style-gatys-size",
                         )
                     with gr.Row():
                         content_weight = gr.Slider(
@@ -164,7 +181,13 @@ def build(ctx: StudioContext) -> StylePage:
                             0, 0.1, value=0.001, step=0.001, label="Smoothness (TV)", min_width=140
                         )
                         preview_every = gr.Slider(
-                            0, 50, value=5, step=1, label="Preview every N", min_width=140
+                            0,
+                            50,
+                            value=5,
+                            step=1,
+                            label="Preview every N",
+                            min_width=140,
+                            elem_id="style-preview-every",
                         )
                 with gr.Group(visible=False) as filter_group:
                     with gr.Row():
@@ -197,6 +220,7 @@ def build(ctx: StudioContext) -> StylePage:
                     stop_btn = gr.Button("Stop", variant="stop", scale=1)
             # -- outputs -------------------------------------------------------------------------
             with gr.Column(scale=6, min_width=320):
+                progress = progress_panel("style-progress", "Ready.")
                 compare = gr.ImageSlider(
                     label="Before / after", type="filepath", elem_id="style-compare", max_height=480
                 )
@@ -212,12 +236,20 @@ def build(ctx: StudioContext) -> StylePage:
                 send_to_video = gr.Button("Send style to Video", size="sm", elem_id="style-to-video")
         with gr.Accordion("History", open=False):
             refresh_btn = gr.Button("Refresh history", size="sm")
-            history = gr.Gallery(label="Saved results", columns=6, height=260, elem_id="style-history")
-        gr.Markdown(
-            plan_markdown(ctx)
-            + f" · fast output ≤ {limits.max_side:,} px (tiled above {int(limits.untiled_pixels**0.5):,}²)"
-            + f" · high quality ≤ {limits.gatys_side} px"
-        )
+            history = gr.Gallery(
+                label="Saved results",
+                columns=6,
+                height=320,
+                object_fit="contain",
+                fit_columns=False,
+                elem_id="style-history",
+            )
+        gr.Markdown(status_line(ctx), elem_classes=["studio-status-line"])
+        with gr.Accordion("Size limits on this device", open=False):
+            gr.Markdown(
+                f"Fast output up to {limits.max_side:,} px (tiled above {int(limits.untiled_pixels**0.5):,}²)"
+                f" · high quality up to {limits.gatys_side} px"
+            )
 
         # -- handlers ----------------------------------------------------------------------------
         def pick_thumbnail(evt: gr.SelectData) -> int:
@@ -286,10 +318,9 @@ def build(ctx: StudioContext) -> StylePage:
                     for event in follow(pipeline.generate(style_request, cancel), progress, ctx, request):
                         if isinstance(event, Step) and event.preview is not None:
                             loss = event.info.get("loss")
-                            status = f"Iteration {event.index}/{event.total}" + (
-                                f" · loss {loss:.3g}" if loss else ""
-                            )
-                            yield (content_path, event.preview), gr.skip(), status
+                            detail = f"loss {loss:.3g}" if loss else ""
+                            bar = progress_html(event.index, event.total, "Iteration", detail)
+                            yield (content_path, event.preview), gr.skip(), gr.skip(), bar
                         elif isinstance(event, Finished):
                             yield finished(event.result, content_path, request)
             finally:
@@ -299,12 +330,13 @@ def build(ctx: StudioContext) -> StylePage:
         def finished(outcome: StyleResult, content_path: str, request: gr.Request) -> tuple[Any, ...]:
             if outcome.cancelled:
                 note = f"Stopped after {len(outcome.losses)} iterations (not saved).\n{outcome.parameters}"
-                return (content_path, outcome.image), gr.skip(), note
+                return (content_path, outcome.image), gr.skip(), note, status_html("Stopped (not saved).")
             saved = (
                 f"Saved to History (#{outcome.record_id}) in {outcome.seconds:.2f}s.\n{outcome.parameters}"
             )
             link = served(ctx, request, outcome.path)  # a link in Gradio's cache, not a second copy
-            return (content_path, link), link, saved
+            done = status_html(f"Done in {outcome.seconds:.2f}s: saved as #{outcome.record_id}")
+            return (content_path, link), link, saved, done
 
         inputs = [
             content,
@@ -327,7 +359,7 @@ def build(ctx: StudioContext) -> StylePage:
             preserve,
             detail,
         ]
-        outputs = [compare, result, info]
+        outputs = [compare, result, info, progress]
         fast_event = run_btn.click(
             stylize,
             inputs,
@@ -335,6 +367,7 @@ def build(ctx: StudioContext) -> StylePage:
             api_name="style_transfer",
             concurrency_id=FAST_CONCURRENCY,
             concurrency_limit=2,
+            **progress_on(progress),  # the before/after, result and parameters stay uncovered
         )
         hq_event = hq_btn.click(
             stylize,
@@ -343,6 +376,7 @@ def build(ctx: StudioContext) -> StylePage:
             api_name="style_transfer_hq",
             concurrency_id=HEAVY,
             concurrency_limit=HEAVY_ADMISSION,
+            **progress_on(progress),
         )
         stop_btn.click(
             make_stop_handler(ctx), None, None, api_name="style_stop", cancels=[fast_event, hq_event]

@@ -16,6 +16,7 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
+    progress_on,
     session_key,
     turn_label,
 )
@@ -92,7 +93,7 @@ def build(ctx: StudioContext) -> VideoPage:
         )
         with gr.Accordion("Style (for Stylize, and for Animate when 'Style every frame' is on)", open=False):
             style = StyleControls.build(NUM_STYLES, FILTERS)
-        with gr.Tabs(selected="video-stylize") as sections:
+        with gr.Tabs(selected="video-stylize", overflow_behavior="wrap", elem_id="video-tabs") as sections:
             # -- 1. stylize a clip ---------------------------------------------------------------
             with gr.Tab("Stylize a clip", id="video-stylize"):
                 with gr.Row(equal_height=False):
@@ -381,6 +382,7 @@ def build(ctx: StudioContext) -> VideoPage:
             [stylize_preview, stylize_status, stylize_video],
             api_name="video_stylize",
             **heavy,
+            **progress_on(stylize_status),  # the frame preview stays uncovered
         )
         animate_event = animate_btn.click(
             animate,
@@ -392,6 +394,7 @@ def build(ctx: StudioContext) -> VideoPage:
             [animate_preview, animate_status, animate_video],
             api_name="video_animate",
             **heavy,
+            **progress_on(animate_status),
         )  # fmt: skip
         t2v_event = t2v_btn.click(
             text_to_video,
@@ -409,6 +412,7 @@ def build(ctx: StudioContext) -> VideoPage:
             [t2v_preview, t2v_status, t2v_video],
             api_name="video_text_to_video",
             **heavy,
+            **progress_on(t2v_status),
         )
         stop = make_stop_handler(ctx)
         stylize_stop.click(stop, None, None, api_name="video_stop", cancels=[stylize_event])

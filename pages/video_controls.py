@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from pages.common import SafeImage
-from pipelines.style import StyleMode, StyleRequest, parse_blend
+from pipelines.style import StyleMode, StyleRequest, parse_blend, style_label
 from pipelines.video import probe_clip
 from studio.events import UserError
 from studio.store import Record
@@ -84,7 +84,7 @@ class StyleControls:
             STYLE_MODES, value=StyleMode.PRESET.value, label="Style mode", elem_id="video-style-mode"
         )
         with gr.Row():
-            style = gr.Dropdown([(f"Style {k}", k) for k in range(num_styles)], value=0, label="Style")
+            style = gr.Dropdown([(style_label(k), k) for k in range(num_styles)], value=0, label="Style")
             blend = gr.Textbox(label="Blend (overrides the style)", placeholder="3:0.5, 12:0.5", max_lines=1)
         style_image = SafeImage(
             label="Style image", type="filepath", sources=["upload", "clipboard"], height=160

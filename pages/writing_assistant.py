@@ -19,8 +19,9 @@ from pages.common import (
     follow,
     friendly_errors,
     make_stop_handler,
-    plan_markdown,
+    progress_on,
     session_key,
+    status_line,
 )
 from pages.serving import owner_of, served, viewer, visible_history
 from pipelines.writing import (
@@ -73,9 +74,11 @@ def stats_line(event: Step | Started | None = None, result: WritingResult | None
         state = "Stopped" if result.cancelled else "Done"
         ttft = f" · first token {result.ttft_s:.2f} s" if result.ttft_s is not None else ""
         backend = f" · {result.backend}" if result.backend else ""
+        # the story's ending, said where the reader looks (trimmed to its last full sentence, or ran on)
+        ending = f"\n\n*{result.ending_notice}*" if result.ending_notice else ""
         return (
             f"**{state}:** {result.tokens} tokens in {result.seconds:.1f} s · "
-            f"**{result.tokens_per_s:.1f} tokens/s**{ttft}{backend} · seed {result.seed}{saved}"
+            f"**{result.tokens_per_s:.1f} tokens/s**{ttft}{backend} · seed {result.seed}{saved}{ending}"
         )
     if isinstance(event, Step):
         info = event.info
@@ -190,7 +193,7 @@ def build(ctx: StudioContext) -> WritingPage:
             with gr.Row():
                 history_text = gr.Markdown(label="Selected text", elem_id="writing-history-text")
                 history_file = gr.File(label="Selected file", interactive=False, visible=False)
-        gr.Markdown(plan_markdown(ctx))
+        gr.Markdown(status_line(ctx), elem_classes=["studio-status-line"])
 
         last = gr.State(None)  # {"text", "path", "record_id", "title"} of the last result
 
@@ -309,7 +312,12 @@ def build(ctx: StudioContext) -> WritingPage:
             yield from run(writing_request, request)
 
         sampling_inputs = [temperature, top_p, max_tokens, penalty, seed]
-        common = {"concurrency_id": HEAVY, "concurrency_limit": HEAVY_ADMISSION, "show_progress": "hidden"}
+        # the stats line is the job's progress (tokens, tokens/s); nothing covers the streaming text
+        common = {
+            "concurrency_id": HEAVY,
+            "concurrency_limit": HEAVY_ADMISSION,
+            **progress_on(stats, "hidden"),
+        }
         write_event = write_btn.click(
             write,
             inputs=[

@@ -2,7 +2,7 @@
 
 from pipelines.style.filters import FILTERS
 from pipelines.style.frames import FrameStyler
-from pipelines.style.models import register_style_models, thumbnail_paths
+from pipelines.style.models import STYLE_NAMES, register_style_models, style_label, thumbnail_paths
 from pipelines.style.options import StyleMode, limits_for, parse_blend
 from pipelines.style.pipeline import NUM_STYLES, TASK, StylePipeline, StyleRequest, StyleResult
 
@@ -10,6 +10,7 @@ __all__ = [
     "FILTERS",
     "FrameStyler",
     "NUM_STYLES",
+    "STYLE_NAMES",
     "TASK",
     "StyleMode",
     "StylePipeline",
@@ -18,5 +19,6 @@ __all__ = [
     "limits_for",
     "parse_blend",
     "register_style_models",
+    "style_label",
     "thumbnail_paths",
 ]

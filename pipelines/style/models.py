@@ -14,6 +14,49 @@ from pipelines.style.pipeline import ASSETS, FAST_ID, HQ_TASK, TASK, VGG_ID
 from studio.device import DevicePlan
 from studio.registry import ModelEntry, ModelRegistry, Source
 
+# -- style names ---------------------------------------------------------------------------------
+
+# A readable name per style of the 26-style network, described from its thumbnail (the bundled
+# portrait photo stylized with that style alone): what a user sees, not which painting trained it.
+STYLE_NAMES: tuple[str, ...] = (
+    "Soft pastel portrait",
+    "Black-line grid",
+    "Muted grey wash",
+    "Red-and-blue abstract",
+    "Warm impressionist dabs",
+    "Fiery brushwork",
+    "Night-blue spots",
+    "Glowing yellow on blue",
+    "Pink-and-teal sketch",
+    "Rose-and-teal mosaic",
+    "Brown mosaic tiles",
+    "Golden hatching",
+    "Hazy lilac pastel",
+    "Green-gold stippling",
+    "Pale blue watercolour",
+    "Stained-glass outlines",
+    "Blue-gold impressionism",
+    "Red-and-blue lattice",
+    "Sepia woodcut",
+    "Starry-night swirls",
+    "Red expressionist",
+    "Pink cubist blocks",
+    "Cool blue brushstrokes",
+    "Dark smoky oil",
+    "Teal-and-cream print",
+    "Cracked golden mosaic",
+)
+assert len(STYLE_NAMES) == NUM_STYLES
+
+
+def style_label(index: int) -> str:
+    """The label a user sees for a style: its number and its name ("19 · Starry-night swirls")."""
+    index = int(index)
+    if not 0 <= index < NUM_STYLES:
+        raise ValueError(f"style {index} is out of range 0–{NUM_STYLES - 1}")
+    return f"{index} · {STYLE_NAMES[index]}"
+
+
 # -- registry ------------------------------------------------------------------------------------
 
 

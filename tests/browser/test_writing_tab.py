@@ -71,3 +71,20 @@ def test_story_streams_then_stops(page) -> None:
     page.get_by_role("button", name="Export Markdown").click()
     page.locator("#writing-export").get_by_text(re.compile(r"\.md")).wait_for()
     shot(page, "writing_tab_history")
+
+
+def test_short_story_ends_on_a_sentence(page) -> None:
+    """A "short" story ends with sentence punctuation (it runs on to the sentence end or is trimmed,
+    and the stats line says so); issue 16."""
+    open_tab(page, "Writing Assistant")
+    page.locator("#writing-model input").click()
+    page.get_by_role("option", name=re.compile("SmolLM2 135M")).click()
+    page.locator("#writing-premise textarea").fill("a fox who wants to learn to sing")
+    page.get_by_label("short", exact=True).check()
+    page.locator("#writing-sampling").get_by_role("button", name=re.compile("Sampling")).click()
+    page.locator("#writing-max-tokens input").fill("60")  # a small budget: the cap falls mid-sentence
+    page.locator("#writing-write").click()
+    wait_for(lambda: "Done" in page.locator("#writing-stats").inner_text(), 150, "the story to finish")
+    text = output_text(page).rstrip()
+    assert text and re.search(r"[.!?…][\"'”’)\]]*$", text), text[-80:]
+    shot(page, "writing_tab_short_story", full_page=False)

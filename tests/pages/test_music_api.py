@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pretty_midi
@@ -38,7 +39,8 @@ def compose_args(**kw) -> list:
 
 
 def test_compose_returns_player_pianoroll_and_downloads(client) -> None:
-    audio, roll, info, files = client.predict(*compose_args(), api_name="/music_compose")[:4]
+    audio, roll, info, files, progress = client.predict(*compose_args(), api_name="/music_compose")
+    assert "Done: saved as #" in progress  # the job's own progress line, after "Bar 3/3 · composing"
     assert _path(audio).suffix == ".mp3" and sf.info(str(_path(audio))).duration == pytest.approx(
         3 * 4 * 60 / 90 + 1, abs=0.1
     )
@@ -98,8 +100,20 @@ def test_bad_uploads_get_clear_errors(client, tmp_path: Path) -> None:
 
 
 def test_text_to_music_with_the_debug_model(client) -> None:
-    audio, info, files = client.predict(
+    audio, info, files, progress = client.predict(
         "debug-tiny-musicgen", "calm piano", 1, 3, "4", api_name="/music_text_to_music"
     )
     assert sf.info(str(_path(audio))).samplerate == 16000
-    assert "calm piano" in info and len(files) == 2
+    assert "calm piano" in info and len(files) == 2 and "Done: saved as #" in progress
+
+
+def test_compose_progress_counts_bars_up_to_the_total(client) -> None:
+    """The progress line reads "Bar k/4 · …" and never passes the bars asked for (it once read "bar 9/8")."""
+    job = client.submit(*compose_args(bars=4), api_name="/music_compose")
+    job.result()
+    labels = [out[4] for out in job.outputs() if isinstance(out[4], str)]
+    bars = [re.search(r"Bar (\d+)/(\d+)", label) for label in labels]
+    counts = [(int(m[1]), int(m[2])) for m in bars if m]
+    assert counts, labels
+    assert all(done <= total == 4 for done, total in counts), counts
+    assert max(done for done, _ in counts) == 4

@@ -35,12 +35,13 @@ def content_file(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_preset_blend_result_is_saved(client, content_file: str) -> None:
-    compare, result, info = client.predict(
+    compare, result, info, progress = client.predict(
         *args(handle_file(content_file), blend="3:0.5, 19:0.5", size=160), api_name=FAST
     )
     image = Image.open(result)
     assert image.size == (160, 120)
     assert "50% style 3 + 50% style 19" in info and "Saved to History" in info
+    assert "Done in" in progress and "saved as #" in progress  # the job's own progress line
     before, after = compare
     assert Image.open(before).size == (120, 90) and Path(after).exists()
     history = client.predict(api_name="/style_history")
@@ -48,7 +49,7 @@ def test_preset_blend_result_is_saved(client, content_file: str) -> None:
 
 
 def test_filter_and_strength_zero(client, content_file: str) -> None:
-    _, result, _ = client.predict(
+    _, result, _, _ = client.predict(
         *args(handle_file(content_file), mode="filter", strength=0.0), api_name=FAST
     )
     same = np.asarray(Image.open(result).convert("RGB"), dtype=np.int16)
@@ -98,7 +99,7 @@ def test_bad_uploads_get_clear_errors(
 
 
 def test_any_style_image_with_detail(client, content_file: str) -> None:
-    _, result, info = client.predict(
+    _, result, info, _ = client.predict(
         *args(
             handle_file(content_file),
             mode="image",
@@ -137,6 +138,6 @@ def test_stop_ends_a_high_quality_run(client, content_file: str) -> None:
     while not job.done() and time.time() < stopped_at + 20:
         time.sleep(0.05)
     assert job.done(), "Stop should end the run within a few iterations"
-    last = job.outputs()[-1][2]
+    last = " ".join(str(part) for part in job.outputs()[-1][2:])  # the parameters box, the progress line
     iteration = int(last.split("Iteration ")[1].split("/")[0]) if "Iteration " in last else 0
     assert iteration < 1000 or "Stopped" in last, last
