@@ -20,6 +20,7 @@ from pages.art_depth import (
     inpaint_request_parts,
     lora_specs,
 )
+from pages.art_models import art_model_choices, render_vocabulary
 from pages.art_tools import ArtControls, render_prompt_tools, render_tools
 from pages.common import (
     HEAVY,
@@ -65,10 +66,6 @@ class ArtPage:
     model: gr.Dropdown | None = None  # the model that drew it (the keyframe's seed belongs to it)
 
 
-def model_choices(ctx: StudioContext) -> list[tuple[str, str]]:
-    return [(entry.display, entry.id) for entry in ctx.registry.entries(TASK)]
-
-
 def build(ctx: StudioContext) -> ArtPage:
     pipeline = ArtPipeline(
         ctx.registry, ctx.store, ctx.settings.art_model, lora_dir=ctx.settings.data_dir / "loras"
@@ -81,12 +78,14 @@ def build(ctx: StudioContext) -> ArtPage:
             # -- inputs --------------------------------------------------------------------------
             with gr.Column(scale=5, min_width=320):
                 model = gr.Dropdown(
-                    model_choices(ctx),
+                    art_model_choices(ctx),
                     value=default_model,
                     label="Model",
                     info="Pick one, or type any Hugging Face hub id or local folder",
                     allow_custom_value=True,
+                    elem_id="art-model",
                 )
+                render_vocabulary(ctx, model)  # what a bundled model knows; hidden for hub models
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk")
                 negative = gr.Textbox(label="Negative prompt", lines=1)
                 prompt_tools = render_prompt_tools(ctx, prompt, negative)  # styles + expansion (art_tools)

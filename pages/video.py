@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
+from pages.art_models import art_model_choices
 from pages.common import (
     HEAVY,
     HEAVY_ADMISSION,
@@ -81,7 +82,7 @@ class VideoPage:
 def build(ctx: StudioContext) -> VideoPage:
     pipeline = VideoPipeline(ctx.registry, ctx.store, ctx.settings.art_model)
     art_default = ctx.settings.art_model or ctx.registry.default_id(ART_TASK)
-    art_models = [(e.display, e.id) for e in ctx.registry.entries(ART_TASK)]
+    art_models = art_model_choices(ctx)
     t2v_models = [(e.display, e.id) for e in ctx.registry.entries(T2V_TASK)]
 
     with gr.Blocks() as blocks:

@@ -39,14 +39,19 @@ class Vocabulary:
 
     def summary(self, per_category: int = 6) -> str:
         """Markdown for the UI: styles, then a few subjects per category."""
-        lines = [f"**{self.model}** knows {self.n_subjects:,} subjects in {len(self.styles)} styles."]
-        lines.append("Styles: " + ", ".join(f"*{s}*" for s in self.styles))
+        n_styles = len(self.styles)
+        lines = [
+            f"**{self.model}** knows {self.n_subjects:,} subjects in {n_styles} style{'s' * (n_styles != 1)}.",
+            "",
+            "Styles: " + ", ".join(f"*{s}*" for s in self.styles),
+            "",
+        ]
         for category, subjects in self.categories.items():
             more = len(subjects) - per_category
             tail = f" … and {more:,} more" if more > 0 else ""
             lines.append(f"- **{category}**: {', '.join(subjects[:per_category])}{tail}")
-        if self.examples:
-            lines.append("Try: " + " · ".join(f"`{e}`" for e in self.examples[:4]))
+        if self.examples:  # a paragraph of its own, not a continuation of the last bullet
+            lines += ["", "Try: " + " · ".join(f"`{e}`" for e in self.examples[:4])]
         return "\n".join(lines)
 
     def unknown_notice(self, prompt: str) -> str:

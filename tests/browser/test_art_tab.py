@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from tests.browser.conftest import open_tab, shot
@@ -46,3 +47,20 @@ def test_phone_layout(page) -> None:
     box = generate.bounding_box()
     assert box is not None and box["x"] + box["width"] <= 390, box
     shot(page, "art_tab_phone", full_page=False)
+
+
+def test_the_model_picker_says_what_the_offline_model_knows(page) -> None:
+    open_tab(page, "Art Platform")
+    panel = page.locator("#art-vocabulary")
+    page.locator("#art-model input").click()
+    page.get_by_role("option", name=re.compile(r"Offline v\d")).first.click()
+    panel.wait_for(state="visible")
+    panel.get_by_text("What the offline model knows").click()
+    text = page.locator("#art-vocabulary-text")
+    text.get_by_text("circle", exact=False).first.wait_for()
+    assert "subjects" in text.inner_text() and "Styles:" in text.inner_text()
+    shot(page, "art_vocabulary", full_page=False)
+    # a model with no vocabulary (the debug model here, a hub model in real use) hides the panel
+    page.locator("#art-model input").click()
+    page.get_by_role("option", name=re.compile("Debug: tiny random SD")).click()
+    panel.wait_for(state="hidden")
