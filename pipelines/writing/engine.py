@@ -254,10 +254,17 @@ class LlamaCppModel:
             seconds = time.perf_counter() - started
         return EngineOutput(ids, seconds, None if first_at is None else first_at - started, cancel.cancelled)
 
+    def reset_cache(self) -> None:
+        """Forget the cached prompt, so the next request prefills from scratch (cold first token)."""
+        with self.lock:
+            self.llm.reset()
+
     def logits(self, ids: Sequence[int]) -> Any:
         """Next-token logits at every position of `ids` (numpy [len, vocab]); needs logits_all=True."""
         if not self.logits_all:
             raise RuntimeError("load the model with logits_all=True to read logits at every position")
+        if len(ids) > self.llm.n_ctx():
+            raise ValueError(f"{len(ids)} tokens exceed the context ({self.llm.n_ctx()})")
         self.llm.reset()
         self.llm.eval(list(ids))
         return self.llm.scores[: len(ids)].copy()
