@@ -20,8 +20,9 @@ alike):
   >= 5.
 
 Rows: transformers fp32 (HIGH/NORMAL) and int8 (LOW, pipelines.memory); llama.cpp as the app loads
-it per tier (Q4_1 weights as shipped; f16 KV cache, q8_0 at LOW/MINIMAL; flash attention); llama.cpp
-on Q8_0 and Q4_0 requantized copies; CTranslate2 int8 (if `ctranslate2` is installed).
+it per tier (flash attention; HIGH/NORMAL: a Q8_0 copy of the shipped Q4_1, f16 KV cache; LOW/MINIMAL:
+the Q4_1 as shipped, q8_0 KV cache); alternatives: the Q4_1 as shipped with an f16 KV cache, a Q4_0
+copy, and CTranslate2 int8 (if `ctranslate2` is installed).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import torch
 
 from pipelines.memory.plan import apply_plan_to_causal_lm
 from pipelines.writing.engine import ENGINE, LlamaCppModel, engine_status, quantize_gguf
-from pipelines.writing.gguf import ENGINE_TIERS, gguf_work_dir, load_gguf_engine
+from pipelines.writing.gguf import ENGINE_TIERS, gguf_work_dir, load_gguf_engine, quant_of
 from pipelines.writing.models import SMOLLM2_GGUF, SMOLLM2_ID, EmbeddedGGUFLoader, smollm2_folder
 from pipelines.writing.pipeline import SamplingParams, WritingModel, WritingRequest
 from pipelines.writing.prompts import build_prompt, encode_prompt
@@ -168,10 +169,11 @@ def engine_rows(gguf: Path, work_root: Path, tokenizer: Any, ids: list[int]) -> 
                 engine.reset_cache,
             )
         )
-    # 2. requantized alternatives (llama.cpp's quantizer from the wheel)
+    # 2. alternatives: the shipped Q4_1 with an f16 KV cache (the default before the Q8_0 copy) and
+    # a Q4_0 copy (llama.cpp's quantizer from the wheel)
     work = gguf_work_dir(work_root, gguf)
-    for quant in ("Q8_0", "Q4_0"):
-        path = work / f"{gguf.stem}.{quant}.gguf"
+    for quant in ("Q4_1", "Q4_0"):
+        path = gguf if quant == quant_of(gguf) else work / f"{gguf.stem}.{quant}.gguf"
         if not path.exists():
             quantize_gguf(gguf, path, quant)
         before = rss_mb()
@@ -181,7 +183,7 @@ def engine_rows(gguf: Path, work_root: Path, tokenizer: Any, ids: list[int]) -> 
         resident = rss_mb() - before
         rows.append(
             Row(
-                f"llama.cpp {quant}",
+                f"llama.cpp {quant}" + (" as shipped" if path == gguf else ""),
                 ENGINE,
                 "alternative",
                 app_stream(model),

@@ -101,7 +101,9 @@ def quantize_gguf(source: Path, target: Path, quant: str, threads: int = 1) -> f
     code = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
     if code != 0:
         partial.unlink(missing_ok=True)
-        raise EngineError(f"llama.cpp could not quantize {source.name} to {quant} (code {code}).")
+        raise EngineError(
+            f"llama.cpp could not quantize {source.name} to {quant} (code {code}): the file looks corrupt."
+        )
     os.replace(partial, target)
     seconds = time.perf_counter() - started
     log.info("quantized %s to %s in %.1f s", source.name, target.name, seconds)

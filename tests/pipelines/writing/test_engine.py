@@ -69,7 +69,8 @@ def test_the_embedded_entry_runs_on_the_engine_and_streams_to_the_end(ctx) -> No
     result = events[-1].result
     assert isinstance(events[-1], Finished) and result.backend == ENGINE
     loaded = ctx.registry.peek(SMOLLM2_ID)
-    assert loaded.backend == ENGINE and loaded.context_length == 8192 and "Q4_1" in loaded.applied[0]
+    assert loaded.backend == ENGINE and loaded.context_length == 8192
+    assert "Q8_0 weights" in loaded.applied[0] and "requantized once from Q4_1" in loaded.applied[0]
     steps = [e for e in events if isinstance(e, Step)]
     assert len(steps) >= 2 and steps[-1].preview == result.text and len(result.text.split()) >= 4
     assert all(s.info["backend"] == ENGINE and s.info["tokens_per_s"] > 0 for s in steps)
@@ -119,7 +120,7 @@ def test_a_shared_prompt_prefix_reuses_the_cache_without_changing_the_text(
     second = encode_prompt(tokenizer, build_prompt(WritingRequest("story", "a lighthouse on the moon")))
     stream_generate(engine_model, first, greedy(16), CancelToken(), lambda t, n: None)
     reused = stream_generate(engine_model, second, greedy(16), CancelToken(), lambda t, n: None)
-    fresh_engine = LlamaCppModel(gguf, 2048, 1, eos_ids=(tokenizer.eos_token_id,))
+    fresh_engine = LlamaCppModel(engine_model.model.path, 2048, 1, eos_ids=(tokenizer.eos_token_id,))
     fresh = WritingModel(fresh_engine, tokenizer, "fresh", 2048, (), ENGINE)
     assert reused.text == stream_generate(fresh, second, greedy(16), CancelToken(), lambda t, n: None).text
 
@@ -159,6 +160,13 @@ def test_a_corrupt_gguf_gets_a_clear_message_and_the_app_falls_back(ctx, gguf: P
     plan = make_plan("cpu", MEMORY, "high")
     with pytest.raises(EngineError, match="looks corrupt"):
         LlamaCppModel(truncated, 512)
+    with pytest.raises(EngineError, match="Could not read a tokenizer from truncated.Q4_1.gguf"):
+        load_gguf_engine(truncated, plan, tmp_path / "work")
+    # with its tokenizer already cached, the weights fail: HIGH quantizes a Q8_0 copy, LOW loads it
+    load_gguf_tokenizer(gguf, gguf_work_dir(tmp_path / "work", truncated) / "tokenizer")
+    for tier in ("high", "low"):
+        with pytest.raises(EngineError, match="truncated.Q4_1.gguf.*looks corrupt"):
+            load_gguf_engine(truncated, make_plan("cpu", MEMORY, tier), tmp_path / "work")
     for path in (not_gguf, empty):
         with pytest.raises(EngineError, match="not a GGUF model file"):
             load_gguf_engine(path, plan, tmp_path / "work")
@@ -219,39 +227,47 @@ def test_reset_cache_makes_the_next_request_cold_and_changes_no_text(engine_mode
 
 
 @needs_engine
-def test_the_engine_tiers_agree_on_the_heldout_text(engine_model: WritingModel) -> None:
-    """Without the fp32 reference (slow, below): the LOW tier's q8_0 KV cache against the f16 one, on
-    every position of the held-out text, which fits the checkers' context."""
+def test_the_engine_tiers_agree_on_the_heldout_text(gguf: Path, shared_data_dir: Path) -> None:
+    """Without the fp32 reference (slow, below): the LOW tier (shipped Q4_1, q8_0 KV cache) against
+    HIGH (its Q8_0 copy, f16 KV cache) on every position of the held-out text."""
     from pipelines.writing.quality import heldout_ids, quality_against, reference_of
 
-    ids = heldout_ids(engine_model.tokenizer)
+    checkers = []
+    for tier in ("high", "low"):
+        engine, tokenizer, _, _ = load_gguf_engine(
+            gguf, make_plan("cpu", MEMORY, tier), shared_data_dir / "models" / "gguf"
+        )
+        checkers.append(LlamaCppModel(engine.path, 2048, 1, engine.kv_cache, logits_all=True))
+        engine.close()
+    assert [c.quant for c in checkers] == ["Q8_0", "Q4_1"], [c.path for c in checkers]
+    ids = heldout_ids(tokenizer)
     assert 1500 <= len(ids) <= 2048, len(ids)
-    checkers = [
-        LlamaCppModel(engine_model.model.path, 2048, 1, kv, logits_all=True) for kv in ("f16", "q8_0")
-    ]
-    reference = reference_of(checkers[0], ids)
-    quality = quality_against(checkers[1], reference)
+    quality = quality_against(checkers[1], reference_of(checkers[0], ids))
     for checker in checkers:
         checker.close()
-    log.warning("q8_0 vs f16 KV on %d positions: %s", quality.positions, quality)
+    log.warning("LOW vs HIGH tier on %d positions: %s", quality.positions, quality)
     assert quality.positions == len(ids) - 1 and quality.ok, quality
 
 
 @needs_engine
-def test_a_damaged_requantized_tier_copy_is_rebuilt(gguf: Path, tmp_path: Path) -> None:
-    """A GGUF whose name gives no 4-bit quant is requantized to Q8_0 at LOW and cached; a cached copy
-    that no longer loads is deleted and quantized again, once."""
-    plain = tmp_path / "plain.gguf"
-    shutil.copyfile(gguf, plain)
-    low, work = make_plan("cpu", MEMORY, "low"), tmp_path / "work"
-    engine, _, _, applied = load_gguf_engine(plain, low, work)
+@pytest.mark.parametrize(("name", "tier", "copy_name"), [
+    ("mine.Q4_1.gguf", "high", "mine.Q4_1.Q8_0.gguf"),  # HIGH/NORMAL: the faster Q8_0 copy of a Q4_1
+    ("plain.gguf", "low", "plain.Q8_0.gguf"),  # LOW/MINIMAL: a file not already 4-bit, made smaller
+])  # fmt: skip
+def test_a_damaged_requantized_tier_copy_is_rebuilt(
+    gguf: Path, tmp_path: Path, name: str, tier: str, copy_name: str
+) -> None:
+    """A requantized copy is made once and cached; one that no longer loads is deleted and made again."""
+    original = tmp_path / name
+    shutil.copyfile(gguf, original)
+    plan, work = make_plan("cpu", MEMORY, tier), tmp_path / "work"
+    engine, _, _, applied = load_gguf_engine(original, plan, work)
     copy = engine.path
-    assert (
-        copy.name == "plain.Q8_0.gguf" and copy.parent == gguf_work_dir(work, plain) and "Q8_0" in applied[0]
-    )
+    assert copy.name == copy_name and copy.parent == gguf_work_dir(work, original)
+    assert "Q8_0 weights" in applied[0] and "requantized once" in applied[0]
     engine.close()
     copy.write_bytes(copy.read_bytes()[: 2 * 2**20])  # truncated: the header is fine, the tensors are not
-    engine, _, _, _ = load_gguf_engine(plain, low, work)
+    engine, _, _, _ = load_gguf_engine(original, plan, work)
     assert engine.path == copy and copy.stat().st_size > 50 * 2**20
     engine.close()
 
@@ -327,12 +343,18 @@ def test_engine_quality_against_fp32_transformers(engine_model: WritingModel, sh
     assert ids == heldout_ids(engine_model.tokenizer)  # the engine's tokenizer cache reads the same ids
     reference = reference_of(fp32.model, ids)
     assert quality_against(fp32.model, reference).agreement == 1.0
-    for kv in ("f16", "q8_0"):  # HIGH/NORMAL and LOW/MINIMAL
-        checker = LlamaCppModel(engine_model.model.path, 2048, 1, kv, logits_all=True)
+    for tier in ("high", "low"):  # HIGH == NORMAL and LOW == MINIMAL on the engine
+        engine, _, _, applied = load_gguf_engine(
+            smollm2_folder() / SMOLLM2_GGUF,
+            make_plan("cpu", MEMORY, tier),
+            shared_data_dir / "models" / "gguf",
+        )
+        checker = LlamaCppModel(engine.path, 2048, 1, engine.kv_cache, logits_all=True)
+        engine.close()
         quality = quality_against(checker, reference)
         checker.close()
-        log.warning("engine %s KV: %s", kv, quality)
-        assert quality.ok, (kv, quality)
+        log.warning("engine %s tier (%s): %s", tier, applied[0], quality)
+        assert quality.ok, (tier, quality)
 
 
 @pytest.mark.slow
