@@ -1,7 +1,7 @@
 """The llama.cpp backend: GGUF writing models run by llama-cpp-python, streamed token by token.
 
 A 135M model on one CPU thread spends most of a transformers `generate` step in framework
-overhead; llama.cpp runs the same GGUF weights 4-6x faster (docs/WRITING_ENGINES.md). The prompt
+overhead; llama.cpp runs the same weights about 5x faster (docs/WRITING_ENGINES.md). The prompt
 is still built and decoded by the model's transformers tokenizer (chat template, context fitting,
 whole-text snapshots), so the two backends share everything but the forward pass and sampling:
 
