@@ -1,15 +1,17 @@
 """`python -m benchmarks memory_tiers`: resident size, speed and quality per memory tier, per model.
 
 Models:
-- lm: the bundled SmolLM2-135M-Instruct, loaded through the writing registry entry (GGUF ->
-  safetensors cache under STUDIO_BENCH_DATA_DIR, default ./data), then each tier applied with
-  pipelines.memory.apply_plan_to_causal_lm. Extra rows: torchao's own int8 backend and forced
-  structured pruning (10/25% activation-ranked, 10% magnitude-ranked, 10% + int8).
-  Quality vs fp32 (pipelines.writing.quality): teacher-forced top-1 agreement on fp32's own greedy
-  continuations (64 tokens x 3 prompts) and the perplexity ratio on a held-out public-domain text;
-  bounds >= 0.95 and <= 1.02. (Free-running greedy agreement is not reported: one early near-tie
-  flip changes every token after it, so it says little about a quantized model.) The llama.cpp
-  engine's own tiers are measured in `python -m benchmarks writing_engine`.
+- lm: the bundled SmolLM2-135M-Instruct on transformers, loaded through the writing entry's loader
+  with the engine off (GGUF -> safetensors cache under STUDIO_BENCH_DATA_DIR, default ./data), then
+  each tier applied with pipelines.memory.apply_plan_to_causal_lm. Extra rows: torchao's own int8
+  backend and forced structured pruning (10/25% activation-ranked, 10% magnitude-ranked, 10% + int8).
+  Quality vs fp32 (pipelines.writing.quality): top-1 next-token agreement at every position of the
+  held-out public-domain text (pipelines/writing/heldout.txt, ~1,630 positions) and the perplexity
+  ratio on it; bounds >= 0.95 and <= 1.02. `continuation_agreement` beside it: teacher-forced on
+  fp32's own greedy continuations (64 tokens x 3 prompts). (Free-running greedy agreement is not
+  reported: one early near-tie flip changes every token after it, so it says little about a
+  quantized model.) The llama.cpp engine's own tiers are measured in
+  `python -m benchmarks writing_engine`.
 - art_offline: the bundled pixel-space model (assets/models/art-offline-shapes), if present.
 - tiny_sd: the tiny random SD pipeline of pipelines/testing.py.
   Images: PSNR vs the fp32 (HIGH) image with the same seed.
@@ -38,11 +40,10 @@ from pipelines.memory.plan import apply_plan_to_causal_lm, apply_plan_to_diffuse
 from pipelines.memory.prune import CALIBRATION_TEXT, prune_mlp
 from pipelines.memory.quantize import MB, module_bytes, quantize_int8
 from pipelines.writing.quality import (
-    HELDOUT_TEXT,
-    MAX_PPL_RATIO,
-    MIN_AGREEMENT,
+    heldout_ids,
     logits_of,
-    perplexity,
+    quality_against,
+    reference_of,
     teacher_forced_agreement,
 )
 from studio.device import MemoryInfo, Tier, make_plan
@@ -75,13 +76,13 @@ def _median_times(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[s
 
 
 def _load_lm(data_dir: Path) -> Any:
-    from pipelines.writing.models import SMOLLM2_ID, register_writing_models
-    from studio.registry import ModelRegistry
+    """The embedded entry's loader with the engine off: the tiers here are transformers' own."""
+    from pipelines.writing.models import SMOLLM2_ID, EmbeddedGGUFLoader
+    from studio.registry import ModelEntry, Source
 
-    plan = make_plan("cpu", MEMORY, "high")
-    registry = ModelRegistry(lambda: plan, max_loaded=1, offline=True)
-    register_writing_models(registry, data_dir)
-    return registry.load(SMOLLM2_ID, "writing").model  # a WritingModel (model, tokenizer, ...)
+    loader = EmbeddedGGUFLoader(Path(data_dir) / "models" / f"{SMOLLM2_ID}-safetensors", use_engine=False)
+    entry = ModelEntry(SMOLLM2_ID, "writing", Source.BUNDLED, loader)
+    return loader(entry, make_plan("cpu", MEMORY, "high"))  # a WritingModel (model, tokenizer, ...)
 
 
 def lm_rows(data_dir: Path) -> list[dict]:
@@ -96,7 +97,7 @@ def lm_rows(data_dir: Path) -> list[dict]:
         )["input_ids"]
         for p in PROMPTS
     ]
-    text_ids = tokenizer(HELDOUT_TEXT, add_special_tokens=False)["input_ids"]
+    text_ids = heldout_ids(tokenizer)
     calibration = tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids
 
     # 1. the variants: each tier through the real apply path, plus the alternatives measured
@@ -140,16 +141,13 @@ def lm_rows(data_dir: Path) -> list[dict]:
             for prompt, reference in zip(prompts, references, strict=True)
         )
 
-    def perplexity_of(model: torch.nn.Module) -> float:
-        return perplexity(logits_of(model, text_ids), text_ids)
-
     # 3. speed: 64 greedy tokens on the first prompt, interleaved rounds
     timed = {k: (lambda m=m: generate(m, prompts[0])) for k, (m, _) in variants.items()}
     times = _median_times(timed, ROUNDS)
-    base_ppl, base_bytes = perplexity_of(base), module_bytes(base)
+    reference, base_bytes = reference_of(base, text_ids), module_bytes(base)
     rows = []
     for name, (model, applied) in variants.items():
-        forced, ratio = agreement(model), perplexity_of(model) / base_ppl
+        quality = quality_against(model, reference)
         rows.append(
             {
                 "model": "lm smollm2-135m",
@@ -159,9 +157,11 @@ def lm_rows(data_dir: Path) -> list[dict]:
                 "size_ratio_vs_fp32": round(base_bytes / module_bytes(model), 2),
                 "tokens_per_s": round(NEW_TOKENS / times[name], 2),
                 "speed_ratio_vs_fp32": round(times["high"] / times[name], 2),
-                "teacher_forced_agreement": round(forced, 4),
-                "ppl_ratio": round(ratio, 4),
-                "quality_ok": forced >= MIN_AGREEMENT and ratio <= MAX_PPL_RATIO,
+                "teacher_forced_agreement": round(quality.agreement, 4),
+                "agreement_positions": quality.positions,
+                "continuation_agreement": round(agreement(model), 4),
+                "ppl_ratio": round(quality.ppl_ratio, 4),
+                "quality_ok": quality.ok,
             }
         )
     return rows

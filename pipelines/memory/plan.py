@@ -68,13 +68,29 @@ def quantize_pipeline_components(pipe: Any, plan: DevicePlan) -> list[str]:
     return applied
 
 
+def tied_output_head(model: Any) -> str | None:
+    """The name of the LM's output head when it shares its weight with the input embedding, else None.
+
+    Such a head stays fp32 under int8: the fp32 weight is kept for the embedding anyway (an int8
+    copy adds memory instead of saving it), and the logits are where int8 costs agreement: on
+    SmolLM2-135M, top-1 agreement with fp32 on the 1,719 held-out positions goes 0.943 -> 0.952,
+    the model 237 -> 210 MB (docs/WRITING_ENGINES.md).
+    """
+    get_out = getattr(model, "get_output_embeddings", None)
+    get_in = getattr(model, "get_input_embeddings", None)
+    head, embedding = (get_out() if get_out else None), (get_in() if get_in else None)
+    if head is None or embedding is None or head.weight is not embedding.weight:
+        return None
+    return next((name for name, module in model.named_modules() if module is head), None)
+
+
 def apply_plan_to_causal_lm(model: Any, plan: DevicePlan) -> list[str]:
     """LOW: int8 weights. MINIMAL: structured MLP pruning if it passes its check, then int8.
 
     Matches the writing loader's quantizer hook signature (model, plan) -> applied actions.
     """
     from pipelines.memory.prune import prune_if_it_pays
-    from pipelines.memory.quantize import quantize_int8
+    from pipelines.memory.quantize import DEFAULT_SKIP, quantize_int8
 
     actions, applied = plan.actions, []
     model.eval()
@@ -89,7 +105,10 @@ def apply_plan_to_causal_lm(model: Any, plan: DevicePlan) -> list[str]:
                 "int8 weights: load with bitsandbytes on CUDA (pipelines.quantize.cuda_load_config)"
             )
         else:
-            applied.append(quantize_int8(model).describe())
+            head = tied_output_head(model)
+            skip = (*DEFAULT_SKIP, head.rsplit(".", 1)[-1]) if head else DEFAULT_SKIP
+            note = f"; {head} kept fp32 (tied to the embedding)" if head else ""
+            applied.append(quantize_int8(model, skip=skip).describe() + note)
     log.info("applied plan to LM: %s", ", ".join(applied) or "nothing")
     return applied
 

@@ -84,8 +84,12 @@ def context_length_of(model: Any, tokenizer: Any) -> int:
     return limit if 0 < limit < 1_000_000 else 2048
 
 
-def apply_plan_to_causal_lm(model: Any, plan: DevicePlan, quantizer: Quantizer | None) -> list[str]:
-    """Place the model per the plan; on tiers that ask for int8 weights, call the quantizer hook."""
+def apply_plan_to_writing_model(model: Any, plan: DevicePlan, quantizer: Quantizer | None) -> list[str]:
+    """Place the model per the plan; on tiers that ask for int8 weights, call the quantizer hook.
+
+    Not to be confused with `pipelines.memory.apply_plan_to_causal_lm`, the int8/pruning step that
+    app.py passes in as that hook.
+    """
     model.to(plan.device)
     model.eval()
     applied = [f"{plan.device} {str(model.dtype).replace('torch.', '')}"]
@@ -106,7 +110,7 @@ def load_causal_lm(
 
     tokenizer = AutoTokenizer.from_pretrained(folder_or_id, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(folder_or_id, dtype=plan.dtype, **kwargs)
-    applied = apply_plan_to_causal_lm(model, plan, quantizer)
+    applied = apply_plan_to_writing_model(model, plan, quantizer)
     context = context_length_of(model, tokenizer)
     return WritingModel(model, tokenizer, label, context, tuple(applied), TRANSFORMERS)
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.memory.plan import apply_plan_to_causal_lm, apply_plan_to_diffusers, load_quantization_kwargs
+from pipelines.memory.plan import (
+    apply_plan_to_causal_lm,
+    apply_plan_to_diffusers,
+    load_quantization_kwargs,
+    tied_output_head,
+)
 from pipelines.memory.quantize import (
     Int8Linear,
     cuda_load_config,
@@ -93,6 +98,16 @@ def test_causal_lm_tiers() -> None:
     model = tiny_llama()
     applied = apply_plan_to_causal_lm(model, low)
     assert len(applied) == 1 and "int8" in applied[0] and quantized_layers(model)
+    # the tied output head stays fp32 and still shares the embedding's weight
+    assert "lm_head kept fp32 (tied to the embedding)" in applied[0] and "lm_head" not in quantized_layers(
+        model
+    )
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    untied = tiny_llama()
+    untied.lm_head.weight = torch.nn.Parameter(untied.lm_head.weight.clone())  # its own weight: int8 too
+    assert tied_output_head(untied) is None and tied_output_head(model) == "lm_head"
+    assert "kept fp32" not in apply_plan_to_causal_lm(untied, low)[0]
+    assert "lm_head" in quantized_layers(untied)
     model = tiny_llama()
     applied = apply_plan_to_causal_lm(model, minimal)
     assert "prun" in applied[0] and "int8" in applied[1] and quantized_layers(model)

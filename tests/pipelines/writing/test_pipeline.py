@@ -16,7 +16,7 @@ from pipelines.writing.models import (
     DEBUG_ID,
     SMOLLM2_ID,
     EmbeddedGGUFLoader,
-    apply_plan_to_causal_lm,
+    apply_plan_to_writing_model,
     register_writing_models,
 )
 from pipelines.writing.pipeline import (
@@ -388,10 +388,10 @@ def test_registry_loads_debug_local_folder_and_falls_back(tmp_path: Path, shared
 def test_low_tier_calls_the_quantizer_hook(tiny: WritingModel) -> None:
     memory = MemoryInfo(2, 1, 2, 1)
     low, high = make_plan("cpu", memory, "low"), make_plan("cpu", memory, "high")
-    assert apply_plan_to_causal_lm(tiny.model, high, None) == ["cpu float32"]
-    assert "int8 weights requested (not available yet)" in apply_plan_to_causal_lm(tiny.model, low, None)
+    assert apply_plan_to_writing_model(tiny.model, high, None) == ["cpu float32"]
+    assert "int8 weights requested (not available yet)" in apply_plan_to_writing_model(tiny.model, low, None)
     calls = []
-    applied = apply_plan_to_causal_lm(
+    applied = apply_plan_to_writing_model(
         tiny.model, low, lambda model, plan: calls.append(plan.tier) or ["int8 (hook)"]
     )
     assert applied[-1] == "int8 (hook)" and calls == [low.tier]
