@@ -28,6 +28,7 @@ from pages.common import (
     SafeImage,
     follow,
     friendly_errors,
+    history_gallery,
     make_stop_handler,
     progress_html,
     progress_on,
@@ -171,14 +172,7 @@ def build(ctx: StudioContext) -> ArtPage:
             with gr.Row():
                 refresh_btn = gr.Button("Refresh history", size="sm")
                 reuse_btn = gr.Button("Reuse parameters", size="sm", variant="secondary")
-            history = gr.Gallery(
-                label="Saved results",
-                columns=6,
-                height=320,
-                object_fit="contain",
-                fit_columns=False,
-                elem_id="art-history",
-            )
+            history = history_gallery("art-history")
             history_params = gr.JSON(label="Selected result's parameters")
         with gr.Accordion("PNG Info and X/Y/Z plot", open=False, elem_id="art-tools-accordion"):
             fields = [model, prompt, negative, sampler, steps, cfg, width, height, seed, init_image, strength]

@@ -238,3 +238,10 @@ def plan_markdown(ctx: StudioContext, applied: tuple[str, ...] | list[str] = ())
     if ctx.settings.offline:
         text += " · offline mode"
     return text
+
+
+def history_gallery(elem_id: str) -> gr.Gallery:
+    """The History accordion's gallery: whole images (contain, never cropped), six to a row."""
+    return gr.Gallery(
+        label="Saved results", columns=6, height=320, object_fit="contain", fit_columns=False, elem_id=elem_id
+    )

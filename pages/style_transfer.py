@@ -13,6 +13,7 @@ from pages.common import (
     HEAVY_ADMISSION,
     follow,
     friendly_errors,
+    history_gallery,
     make_stop_handler,
     progress_html,
     progress_on,
@@ -236,14 +237,7 @@ def build(ctx: StudioContext) -> StylePage:
                 send_to_video = gr.Button("Send style to Video", size="sm", elem_id="style-to-video")
         with gr.Accordion("History", open=False):
             refresh_btn = gr.Button("Refresh history", size="sm")
-            history = gr.Gallery(
-                label="Saved results",
-                columns=6,
-                height=320,
-                object_fit="contain",
-                fit_columns=False,
-                elem_id="style-history",
-            )
+            history = history_gallery("style-history")
         gr.Markdown(status_line(ctx), elem_classes=["studio-status-line"])
         with gr.Accordion("Size limits on this device", open=False):
             gr.Markdown(
