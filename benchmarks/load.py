@@ -5,7 +5,8 @@ Rows (one JSON object each):
   in force; every job ends finished, stopped or with a clear error; `lost_jobs`, `duplicated_jobs`
   (History rows vs finished jobs), the queue positions clients were told;
 - `rss`: the server's RSS after every 20 of 200 mixed jobs (the curve), `rss_growth_ratio`
-  (after 200 / after 20) and `disk_growth_mb` (output folder before and after);
+  (after 200 / after 20), `rss_growth_second_half_ratio` (end / middle of the run: 1.0 is flat) and
+  `disk_growth_mb` (output folder before and after); `STUDIO_BENCH_LOAD_JOBS=600` draws a longer curve;
 - `fairness`: one client queues 10 art jobs, a second client then sends one: how many of the first
   client's jobs finished before the visitor's (`busy_jobs_before_visitor`; plain FIFO would be 10), how
   many of them jumped ahead after the visitor joined the line (`busy_jobs_jumped_ahead`, 0 when fair),
@@ -261,6 +262,8 @@ def concurrent_row(
 
 
 def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> list[dict[str, Any]]:
+    """RSS after every `batch` of `total` mixed jobs (STUDIO_BENCH_LOAD_JOBS sets `total` for a longer curve)."""
+    total = int(os.environ.get("STUDIO_BENCH_LOAD_JOBS", total))
     from gradio_client import Client
 
     clients = [Client(server.url, verbose=False) for _ in range(5)]  # 4 jobs each: the per-session limit
@@ -273,14 +276,20 @@ def rss_rows(server: Server, specs: dict, total: int = 200, batch: int = 20) -> 
             {"benchmark": "load", "name": "rss_curve", "jobs": done, "rss_mb": round(server.rss_mb(), 1)}
         )
     summary = summarize(outcomes, history_tags(server.databases()))
+    by_jobs = {point["jobs"]: point["rss_mb"] for point in curve}
     return curve + [
         {
             "benchmark": "load",
             "name": "rss",
             **summary,
             "rss_after_20_mb": curve[0]["rss_mb"],
-            "rss_after_200_mb": curve[-1]["rss_mb"],
-            "rss_growth_ratio": round(curve[-1]["rss_mb"] / curve[0]["rss_mb"], 3),
+            "rss_after_200_mb": by_jobs.get(200, curve[-1]["rss_mb"]),
+            "rss_growth_ratio": round(by_jobs.get(200, curve[-1]["rss_mb"]) / curve[0]["rss_mb"], 3),
+            # levelling off: the last half of a long run should add little (1.0 = flat)
+            "rss_final_mb": curve[-1]["rss_mb"],
+            "rss_growth_second_half_ratio": round(
+                curve[-1]["rss_mb"] / curve[len(curve) // 2 - 1]["rss_mb"], 3
+            ),
             "disk_growth_mb": round(server.output_mb() - disk_before, 2),
         }
     ]
