@@ -18,6 +18,7 @@ from pages.common import (
     friendly_errors,
     make_stop_handler,
     progress_on,
+    progress_panel,
     session_key,
     turn_label,
 )
@@ -123,6 +124,7 @@ def build(ctx: StudioContext) -> VideoPage:
                             stylize_stop = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=6, min_width=320):
                         stylize_preview = gr.Image(label="Preview", type="pil", interactive=False, height=300)
+                        stylize_progress = progress_panel("video-stylize-progress")
                         stylize_status = gr.Textbox(
                             label="Status", interactive=False, elem_id="video-stylize-status"
                         )
@@ -202,6 +204,7 @@ def build(ctx: StudioContext) -> VideoPage:
                             height=300,
                             elem_id="video-animate-preview",
                         )
+                        animate_progress = progress_panel("video-animate-progress")
                         animate_status = gr.Textbox(
                             label="Status", interactive=False, elem_id="video-animate-status"
                         )
@@ -241,6 +244,7 @@ def build(ctx: StudioContext) -> VideoPage:
                         t2v_preview = gr.Image(
                             label="Preview (middle frame)", type="pil", interactive=False, height=300
                         )
+                        t2v_progress = progress_panel("video-t2v-progress")
                         t2v_status = gr.Textbox(label="Status", interactive=False, elem_id="video-t2v-status")
                         t2v_video = gr.Video(label="Result", interactive=False, elem_id="video-t2v-result")
         with gr.Accordion("History", open=False):
@@ -383,7 +387,8 @@ def build(ctx: StudioContext) -> VideoPage:
             [stylize_preview, stylize_status, stylize_video],
             api_name="video_stylize",
             **heavy,
-            **progress_on(stylize_status),  # the frame preview stays uncovered
+            # Gradio's bar in a panel of its own: the preview and the status text stay uncovered
+            **progress_on(stylize_progress, "full"),
         )
         animate_event = animate_btn.click(
             animate,
@@ -395,7 +400,7 @@ def build(ctx: StudioContext) -> VideoPage:
             [animate_preview, animate_status, animate_video],
             api_name="video_animate",
             **heavy,
-            **progress_on(animate_status),
+            **progress_on(animate_progress, "full"),
         )  # fmt: skip
         t2v_event = t2v_btn.click(
             text_to_video,
@@ -413,7 +418,7 @@ def build(ctx: StudioContext) -> VideoPage:
             [t2v_preview, t2v_status, t2v_video],
             api_name="video_text_to_video",
             **heavy,
-            **progress_on(t2v_status),
+            **progress_on(t2v_progress, "full"),
         )
         stop = make_stop_handler(ctx)
         stylize_stop.click(stop, None, None, api_name="video_stop", cancels=[stylize_event])

@@ -27,9 +27,9 @@ LONG_JOBS = {
     "music_analyse_last": "music-analysis",
     "style_transfer": "style-progress",
     "style_transfer_hq": "style-progress",
-    "video_stylize": "video-stylize-status",
-    "video_animate": "video-animate-status",
-    "video_text_to_video": "video-t2v-status",
+    "video_stylize": "video-stylize-progress",
+    "video_animate": "video-animate-progress",
+    "video_text_to_video": "video-t2v-progress",
 }
 # what the user watches while a job runs: never a progress target
 WATCHED = (gr.Image, gr.Gallery, gr.ImageSlider, gr.Audio, gr.Video, gr.File)
