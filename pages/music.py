@@ -82,7 +82,7 @@ def bar_progress(event: Step, doing: str) -> str:
     if "bars" in info and info.get("bars_total"):
         total = int(info["bars_total"])
         detail = "audio rendered" if info.get("stage") == "rendered" else doing
-        return progress_html(min(int(info["bars"]), total), total, "Bar", detail)
+        return progress_html(info["bars"], total, "Bar", detail)  # progress_html bounds it by the total
     return progress_html(event.index, event.total, "Step", doing)
 
 

@@ -4,9 +4,9 @@ Figures over fixed token sequences, so one early difference cannot compound the 
 free-running greedy comparison:
 
 - top-1 agreement on a held-out text (`top1_agreement`, the bound): at every position of
-  `heldout.txt` (~1,630 positions, public-domain prose that is no prompt of the app), the share
-  where the candidate's most likely next token is fp32's. At 192 positions one flipped near-tie moved
-  the figure by half a percent and runs differed by about 2%; at ~1,630 a flip is 0.06%;
+  `heldout.txt` (1,719 positions with SmolLM2's tokenizer, public-domain prose that is no prompt of the
+  app), the share where the candidate's most likely next token is fp32's. At 192 positions one flipped
+  near-tie moved the figure by half a percent and runs differed by about 2%; at 1,719 a flip is 0.06%;
 - perplexity on the same held-out text, as a ratio to fp32's;
 - teacher-forced agreement on fp32's own greedy continuation of a prompt (`teacher_forced_agreement`):
   the same idea on a model-written text, fewer positions (benchmarks report it beside the bound).
